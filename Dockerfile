@@ -1,0 +1,15 @@
+FROM python:3.11-slim-bookworm
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 UV_PROJECT_ENVIRONMENT=/opt/venv PATH=/opt/venv/bin:$PATH
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libgdal32 libgeos-c1v5 libproj25 gdal-bin \
+ && rm -rf /var/lib/apt/lists/*
+RUN pip install --no-cache-dir uv==0.13.8
+WORKDIR /app
+COPY pyproject.toml uv.lock ./
+RUN uv sync --frozen --no-dev --no-install-project
+COPY . .
+RUN TSUNAGU_ENV=development python manage.py collectstatic --noinput -v 0
+RUN useradd --system --home /app tsunagu && mkdir -p /app/.local/media && chown -R tsunagu /app/.local
+USER tsunagu
+ENV TSUNAGU_ENV=production
+EXPOSE 8000

@@ -1,0 +1,63 @@
+# つなぐ: `make run` starts everything, `make test` runs every test. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY      := .venv/bin/python
+UV      := .tools/bin/uv
+MANAGE  := $(PY) manage.py
+PORT    ?= 8000
+export TSUNAGU_PG_PORT ?= 54329
+RUN     := .local/run
+
+.PHONY: help system venv db migrate demo run stop test lint bench clean
+
+help:
+	@echo "make run    start PostGIS, the job cluster and the web server on http://127.0.0.1:$(PORT)/ with demo data"
+	@echo "make stop   stop what 'make run' started"
+	@echo "make test   lint, migration check and the whole test suite against a real PostGIS"
+	@echo "make bench  benchmarks (ratios against a baseline measured in the same run)"
+
+system:
+	@scripts/system-deps.sh
+
+# The virtual environment, from the lock file (uv), rebuilt only when the lock changes.
+.venv/.synced: pyproject.toml uv.lock
+	@test -x $(UV) || { python3 -m venv .tools && .tools/bin/pip install -q 'uv==0.13.8'; }
+	@$(UV) sync --frozen --quiet
+	@touch $@
+
+venv: .venv/.synced
+
+db: system
+	@scripts/pg.sh start
+
+migrate: db venv
+	@$(MANAGE) migrate --noinput -v 0
+	@$(MANAGE) createcachetable
+
+demo: migrate
+	@$(MANAGE) load_demo
+
+run: demo
+	@mkdir -p $(RUN)
+	@$(MANAGE) collectstatic --noinput -v 0
+	@scripts/services.sh start $(PORT)
+
+stop:
+	@scripts/services.sh stop
+	@scripts/pg.sh stop
+
+lint: venv
+	@.venv/bin/ruff check .
+
+test: db venv
+	@.venv/bin/ruff check .
+	@DJANGO_SETTINGS_MODULE=backend.settings_test $(MANAGE) makemigrations --check --dry-run -v 1 >/dev/null || \
+	  { echo "makemigrations --check: models changed without a migration"; exit 1; }
+	@.venv/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: db venv
+	@$(PY) bench/run.py $(BENCH_ARGS)
+
+clean: stop
+	rm -rf .local .venv .tools

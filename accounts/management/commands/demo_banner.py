@@ -1,0 +1,37 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from accounts.demo import DEMO_USERNAMES
+from accounts.models import User
+
+
+class Command(BaseCommand):
+    help = "Print where the running server is and how to log in (used by `make run`)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--url", default="http://127.0.0.1:8000")
+
+    def handle(self, *args, url: str, **options):
+        url = url.rstrip("/")
+        lines = [
+            "",
+            "つなぐ is running.",
+            f"  API             {url}/api/v1/",
+            f"  API docs        {url}/api/v1/docs",
+            f"  health          {url}/api/v1/health",
+            f"  admin           {url}/admin/",
+        ]
+        existing = set(User.objects.filter(username__in=DEMO_USERNAMES.values()).values_list("username", flat=True))
+        if existing:
+            lines.append(f"  demo logins     (password: {settings.TSUNAGU_DEMO_PASSWORD})")
+            for role, username in DEMO_USERNAMES.items():
+                if username in existing:
+                    lines.append(f"    {username:<20} {role}")
+        lines += [
+            "  get a token     curl -s -X POST " + url + "/api/v1/auth/token -H 'Content-Type: application/json' \\",
+            "                    -d '{\"username\":\"demo-coordinator\",\"password\":\"" + settings.TSUNAGU_DEMO_PASSWORD
+            + "\",\"device_name\":\"laptop\"}'",
+            "  stop            make stop",
+            "",
+        ]
+        self.stdout.write("\n".join(lines))

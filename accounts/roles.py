@@ -1,0 +1,17 @@
+from django.db import models
+
+
+class Role(models.TextChoices):
+    """One role per user. Access rules per role live in each app's access module."""
+
+    COORDINATOR = "coordinator", "コーディネーター (福祉課・相談支援包括化推進員)"
+    SUPERVISOR = "supervisor", "監督者 (閲覧のみ)"
+    OUTREACH_WORKER = "outreach_worker", "訪問員 (アウトリーチ受託法人)"
+    COMMISSIONER = "commissioner", "民生委員・児童委員"
+    ADMIN = "admin", "管理者"
+
+
+# Roles that see the whole municipality.
+MUNICIPALITY_WIDE = frozenset({Role.COORDINATOR, Role.SUPERVISOR, Role.ADMIN})
+# Roles that manage users and their devices.
+USER_MANAGERS = frozenset({Role.COORDINATOR, Role.ADMIN})

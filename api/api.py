@@ -1,0 +1,27 @@
+"""The one NinjaAPI: authentication, error format, versioning. Each app's router is mounted here."""
+
+from ninja import NinjaAPI
+
+from accounts.api import router as accounts_router
+from api import errors
+from api.auth import default_auth
+from api.health import router as health_router
+from audit.api import router as audit_router
+
+api = NinjaAPI(
+    title="つなぐ API",
+    version="1",
+    description=(
+        "Backend for municipal outreach (重層的支援体制整備事業): 自治会 and households, visit surveys, "
+        "concerns and continuous outreach. Authenticate with a device token from POST /auth/token."
+    ),
+    urls_namespace="api-v1",
+    auth=default_auth,
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+errors.install(api)
+
+api.add_router("/", health_router)
+api.add_router("/", accounts_router)
+api.add_router("/audit/", audit_router)

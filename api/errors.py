@@ -1,0 +1,146 @@
+"""One error body everywhere: {"error": {"code", "message", "details"}}.
+
+Domain errors (backend.errors), ninja's validation and HTTP errors, Django's 404/403 and anything
+unexpected all end here. A 500 says nothing of the internals; the traceback goes to the server log
+with an error id the client can quote."""
+
+import logging
+import uuid
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Throttled, ValidationError
+
+from backend.errors import RateLimited, TsunaguError
+
+logger = logging.getLogger("tsunagu.api")
+
+CODES_BY_STATUS = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    500: "server_error",
+    503: "unavailable",
+}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> JsonResponse:
+    return JsonResponse(error_body(code, message, details), status=status, json_dumps_params={"ensure_ascii": False})
+
+
+def _validation_details(errors: list[dict]) -> list[dict]:
+    """ninja/pydantic errors without the parts that are not JSON (exception objects in ctx)."""
+    out = []
+    for err in errors:
+        item = {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "")), "type": err.get("type", "")}
+        out.append(item)
+    return out
+
+
+def install(api: NinjaAPI) -> None:
+    @api.exception_handler(TsunaguError)
+    def domain_error(request: HttpRequest, exc: TsunaguError) -> HttpResponse:
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        if isinstance(exc, RateLimited) and exc.retry_after:
+            response["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @api.exception_handler(ValidationError)
+    def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+        details = _validation_details(exc.errors)
+        where = ", ".join(".".join(d["loc"]) + ": " + d["msg"] for d in details[:5])
+        return error_response(422, "invalid", f"The request is not valid ({where}).", details)
+
+    @api.exception_handler(HttpError)
+    def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        if isinstance(exc.__cause__, RequestDataTooBig):
+            return too_big(request, exc.__cause__)
+        status = exc.status_code
+        message = str(exc)
+        if isinstance(exc, AuthenticationError):
+            message = "Authentication is required: send 'Authorization: Bearer <token>'."
+        elif isinstance(exc, AuthorizationError):
+            message = "Your role may not do this."
+        elif status == 400 and "parse" in message.lower():
+            return error_response(400, "malformed_json", "The request body is not valid JSON.")
+        response = error_response(status, CODES_BY_STATUS.get(status, "error"), message)
+        if isinstance(exc, Throttled) and getattr(exc, "wait", None):
+            response["Retry-After"] = str(int(exc.wait))
+        return response
+
+    @api.exception_handler(RequestDataTooBig)
+    def too_big(request: HttpRequest, exc: Exception) -> HttpResponse:
+        from django.conf import settings
+
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return error_response(413, "too_large", f"The request body is larger than the limit of {limit} bytes.")
+
+    @api.exception_handler(Http404)
+    def not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
+        return error_response(404, "not_found", "Not found.")
+
+    @api.exception_handler(ObjectDoesNotExist)
+    def does_not_exist(request: HttpRequest, exc: Exception) -> HttpResponse:
+        return error_response(404, "not_found", "Not found.")
+
+    @api.exception_handler(PermissionDenied)
+    def permission_denied(request: HttpRequest, exc: Exception) -> HttpResponse:
+        return error_response(403, "forbidden", "Your role may not do this.")
+
+    @api.exception_handler(Exception)
+    def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+        error_id = uuid.uuid4().hex[:12]
+        logger.exception("unhandled error %s on %s %s", error_id, request.method, request.path)
+        return error_response(
+            500, "server_error", f"An internal error occurred; it has been logged as {error_id}.", {"error_id": error_id}
+        )
+
+
+# Django-level handlers (URLs outside ninja's routes, CSRF failures): JSON under /api/, HTML elsewhere.
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return error_response(404, "not_found", f"No endpoint at {request.path}.")
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return error_response(500, "server_error", "An internal error occurred; it has been logged.")
+    from django.views.defaults import server_error
+
+    return server_error(request)
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return error_response(400, "bad_request", "The request cannot be processed.")
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return error_response(403, "forbidden", "Forbidden.")
+    from django.views.defaults import permission_denied
+
+    return permission_denied(request, exception)

@@ -1,0 +1,28 @@
+"""Responses under /api/ that Django makes outside ninja's handlers (405 from a route's method
+check, CSRF 403 …) are given the API's JSON error body too."""
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+from api.errors import CODES_BY_STATUS, error_response
+
+
+class ApiJsonErrorsMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            request.path.startswith("/api/")
+            and response.status_code >= 400
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            status = response.status_code
+            message = {405: f"{request.method} is not allowed here."}.get(status, response.reason_phrase or "Error")
+            new = error_response(status, CODES_BY_STATUS.get(status, "error"), message)
+            if response.has_header("Allow"):
+                new["Allow"] = response["Allow"]
+            return new
+        return response

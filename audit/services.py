@@ -1,0 +1,49 @@
+"""Recording reads of sensitive detail. Call `record_read` from the service or handler that hands
+sensitive detail to a person; the row cannot be changed or deleted afterwards."""
+
+from typing import Any
+
+from django.db import models
+from django.http import HttpRequest
+
+from audit.models import AuditEvent
+
+
+def record_access(
+    *,
+    actor,
+    object_type: str,
+    object_id: Any,
+    basis: str,
+    action: str = AuditEvent.Action.READ,
+    device_token_id=None,
+    ip: str | None = None,
+    detail: dict | None = None,
+) -> AuditEvent:
+    return AuditEvent.objects.create(
+        municipality_id=getattr(actor, "municipality_id", None),
+        actor=actor,
+        actor_username=actor.get_username(),
+        actor_role=getattr(actor, "role", ""),
+        device_token_id=device_token_id,
+        ip=ip,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        basis=basis,
+        detail=detail or {},
+    )
+
+
+def record_read(request: HttpRequest, obj: models.Model, *, basis: str, detail: dict | None = None) -> AuditEvent:
+    """Audit that the request's user read `obj`'s sensitive detail, on the stated basis."""
+    token = getattr(request, "device_token", None)
+    return record_access(
+        actor=request.auth if hasattr(request, "auth") and request.auth else request.user,
+        object_type=obj._meta.label_lower,
+        object_id=obj.pk,
+        basis=basis,
+        device_token_id=token.pk if token else None,
+        ip=request.META.get("REMOTE_ADDR"),
+        detail=detail,
+    )

@@ -1,0 +1,215 @@
+"""Settings for つなぐ, read from the environment (django-environ).
+
+TSUNAGU_ENV selects the profile:
+- ``development`` (default): safe local defaults, the project-local PostGIS cluster from ``make run``.
+- ``test``: like development, with background tasks run inline and a fast password hasher.
+- ``production``: refuses to start without SECRET_KEY, DATABASE_URL and ALLOWED_HOSTS, and turns on
+  the HTTPS/cookie hardening that ``manage.py check --deploy`` asks for.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    env.read_env(str(BASE_DIR / ".env"), overwrite=False)
+
+TSUNAGU_ENV = env.str("TSUNAGU_ENV", default="development")
+if TSUNAGU_ENV not in {"development", "test", "production"}:
+    raise ImproperlyConfigured(f"TSUNAGU_ENV must be development, test or production, not {TSUNAGU_ENV!r}")
+PRODUCTION = TSUNAGU_ENV == "production"
+TESTING = TSUNAGU_ENV == "test"
+
+if PRODUCTION:
+    _missing = [name for name in ("SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS") if not env.str(name, default="")]
+    if _missing:
+        raise ImproperlyConfigured(
+            "production settings need these environment variables: " + ", ".join(_missing)
+        )
+
+# Local default for development only; production demands its own (checked above).
+SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-5d0c1f9e-never-use-in-production")
+DEBUG = env.bool("DEBUG", default=not (PRODUCTION or TESTING))
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# The project-local cluster started by `make run` / `make test` (scripts/pg.sh) listens here.
+_LOCAL_PG_PORT = env.int("TSUNAGU_PG_PORT", default=54329)
+DATABASES = {
+    "default": env.db_url(
+        "DATABASE_URL",
+        default=f"postgis://postgres@127.0.0.1:{_LOCAL_PG_PORT}/tsunagu",
+    )
+}
+DATABASES["default"]["ENGINE"] = "django.contrib.gis.db.backends.postgis"
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60 if PRODUCTION else 0))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"].setdefault("OPTIONS", {})
+DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5))
+
+if env.str("GDAL_LIBRARY_PATH", default=""):
+    GDAL_LIBRARY_PATH = env.str("GDAL_LIBRARY_PATH")
+if env.str("GEOS_LIBRARY_PATH", default=""):
+    GEOS_LIBRARY_PATH = env.str("GEOS_LIBRARY_PATH")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.gis",
+    "pgtrigger",
+    "pghistory",
+    "axes",
+    "django_q",
+    "ninja",
+    "neighborhoods",
+    "visits",
+    "accounts",
+    "audit",
+    "maps",
+    "api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "api.middleware.ApiJsonErrorsMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # pghistory: every tracked write made during a request carries who made it.
+    "pghistory.middleware.HistoryMiddleware",
+    # axes: must be last; turns locked-out logins of the admin into its lockout response.
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "backend.urls"
+WSGI_APPLICATION = "backend.wsgi.application"
+ASGI_APPLICATION = "backend.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "backend" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+if TESTING:
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Failed logins: 5 per (username, address), then a cool-off (django-axes).
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+
+# Device tokens (API): opaque, stored as SHA-256, expire after this many days.
+TSUNAGU_TOKEN_TTL_DAYS = env.int("TSUNAGU_TOKEN_TTL_DAYS", default=30)
+# The demo accounts' password (only where the demo data is loaded; never in production).
+TSUNAGU_DEMO_PASSWORD = env.str("TSUNAGU_DEMO_PASSWORD", default="tsunagu-demo")
+
+LANGUAGE_CODE = "ja"
+TIME_ZONE = "Asia/Tokyo"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / ".local" / "static")
+STATICFILES_DIRS = [BASE_DIR / "backend" / "static"]
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / ".local" / "media")
+# Uploaded files are never served from a public URL; they go through authorised endpoints.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# One cache shared by web and worker processes (rate limits, the django-q2 cluster's heartbeat).
+CACHES = {
+    "default": env.cache_url(
+        "CACHE_URL", default="dbcache://tsunagu_cache_table"
+    )
+}
+
+# Background jobs: django-q2 on the ORM broker (no extra server). `retry` must exceed `timeout`,
+# or a slow task would be handed to a second worker while the first still runs.
+Q_CLUSTER = {
+    "name": "tsunagu",
+    "orm": "default",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": env.int("Q_TIMEOUT", default=600),
+    "retry": env.int("Q_RETRY", default=720),
+    "max_attempts": 3,
+    "ack_failures": True,
+    "save_limit": 2000,
+    "catch_up": False,
+    "poll": 1,
+    "sync": TESTING or env.bool("Q_SYNC", default=False),
+}
+
+NINJA_PAGINATION_MAX_LIMIT = 500
+
+# Debian 12 ships GDAL 3.6, older than the 3.9 that lets Django block file/network access from
+# spatial references inside imported files. Boundary files are imported only by operators through
+# a management command (never uploaded through the API), so the warning is acknowledged here.
+SILENCED_SYSTEM_CHECKS = ["gis.W001"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        "django_q": {"level": "WARNING"},
+    },
+}
+
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"

@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.urls import path, re_path
+
+from api.api import api
+from api.errors import handler404 as api_not_found
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
+    # Anything else under /api/ answers with the API's JSON error body, whatever DEBUG says.
+    re_path(r"^api/", api_not_found),
+]
+
+handler400 = "api.errors.handler400"
+handler403 = "api.errors.handler403"
+handler404 = "api.errors.handler404"
+handler500 = "api.errors.handler500"

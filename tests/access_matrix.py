@@ -1,0 +1,41 @@
+"""The access matrix: every endpoint that takes an object id, with how to name an object of a given
+town, and which roles may use it at all. tests/test_access_matrix.py runs each role of one town
+against each endpoint with an object of the other town (it must answer 404 and change nothing) and
+with an object of its own town (it must work for the allowed roles). Later features add rows."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from accounts.models import DeviceToken
+from accounts.roles import Role
+
+ALL_ROLES = frozenset(r.value for r in Role)
+MANAGERS = frozenset({Role.COORDINATOR.value, Role.ADMIN.value})
+WIDE = frozenset({Role.COORDINATOR.value, Role.SUPERVISOR.value, Role.ADMIN.value})
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    method: str
+    path: Callable  # (town) -> path under /api/v1/
+    roles: frozenset  # roles allowed to use it on their own town's objects
+    ok: int = 200
+    body: Callable | None = None  # (town) -> JSON body
+
+
+def _worker_token(town) -> DeviceToken:
+    return DeviceToken.objects.filter(user=town.users["outreach_worker"]).order_by("created_at").first()
+
+
+ENDPOINTS: list[Endpoint] = [
+    Endpoint("user detail", "GET", lambda t: f"users/{t.users['coordinator'].id}", WIDE),
+    Endpoint("user devices", "GET", lambda t: f"users/{t.users['outreach_worker'].id}/devices", MANAGERS),
+    Endpoint(
+        "revoke device",
+        "DELETE",
+        lambda t: f"users/{t.users['outreach_worker'].id}/devices/{_worker_token(t).id}",
+        MANAGERS,
+        ok=204,
+    ),
+]

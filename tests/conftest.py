@@ -1,0 +1,97 @@
+import json
+from dataclasses import dataclass, field
+
+import pytest
+from django.test import Client
+
+from accounts.roles import Role
+from tests import factories
+
+
+class ApiClient:
+    """A JSON client for /api/v1 with a device token."""
+
+    def __init__(self, token: str | None = None, **defaults):
+        self.client = Client(**defaults)
+        self.token = token
+
+    def _headers(self, headers):
+        h = dict(headers or {})
+        if self.token:
+            h.setdefault("Authorization", f"Bearer {self.token}")
+        return h
+
+    def request(self, method: str, path: str, data=None, *, headers=None, raw: bytes | None = None,
+                content_type: str = "application/json", **extra):
+        url = path if path.startswith("/") else f"/api/v1/{path}"
+        if raw is not None:
+            body = raw
+        elif data is not None:
+            body = json.dumps(data)
+        else:
+            body = None
+        fn = getattr(self.client, method.lower())
+        if method.upper() == "GET":
+            return fn(url, data=extra.pop("query", None), headers=self._headers(headers), **extra)
+        if body is None:
+            return fn(url, headers=self._headers(headers), **extra)
+        return fn(url, data=body, content_type=content_type, headers=self._headers(headers), **extra)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, data=None, **kw):
+        return self.request("POST", path, data, **kw)
+
+    def put(self, path, data=None, **kw):
+        return self.request("PUT", path, data, **kw)
+
+    def patch(self, path, data=None, **kw):
+        return self.request("PATCH", path, data, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+
+@dataclass
+class Town:
+    """A municipality with one user per role (and a token each)."""
+
+    municipality: object
+    neighborhood: object
+    partner: object
+    users: dict = field(default_factory=dict)
+    tokens: dict = field(default_factory=dict)
+
+    def client(self, role: str) -> ApiClient:
+        return ApiClient(self.tokens[role])
+
+
+def build_town(code: str) -> Town:
+    town = factories.municipality(code)
+    hood = factories.neighborhood(town)
+    partner = factories.partner(town)
+    t = Town(municipality=town, neighborhood=hood, partner=partner)
+    for role in Role:
+        u = factories.user(
+            town, role, partner_org=partner if role == Role.OUTREACH_WORKER else None,
+            neighborhoods=[hood] if role == Role.COMMISSIONER else (),
+        )
+        t.users[role.value] = u
+        t.tokens[role.value] = factories.token_for(u)
+    return t
+
+
+@pytest.fixture
+def town(db) -> Town:
+    return build_town("910001")
+
+
+@pytest.fixture
+def other_town(db) -> Town:
+    return build_town("920002")
+
+
+@pytest.fixture
+def anon(db) -> ApiClient:
+    return ApiClient()

@@ -1,0 +1,45 @@
+"""Role x endpoint x other municipality's object: always 404, nothing changed.
+The rows live in tests/access_matrix.py and grow with every feature."""
+
+import pytest
+
+from tests.access_matrix import ALL_ROLES, ENDPOINTS
+
+
+def _call(client, endpoint, town):
+    body = endpoint.body(town) if endpoint.body else None
+    return client.request(endpoint.method, endpoint.path(town), body)
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.name)
+@pytest.mark.parametrize("role", sorted(ALL_ROLES))
+def test_other_municipalitys_object_is_404(town, other_town, role, endpoint, django_assert_max_num_queries):
+    before = _snapshot(other_town)
+    r = _call(town.client(role), endpoint, other_town)
+    if role in endpoint.roles:
+        assert r.status_code == 404, (role, endpoint.name, r.status_code, r.content)
+    else:
+        assert r.status_code in (403, 404), (role, endpoint.name, r.status_code, r.content)
+    assert r.json()["error"]["code"] in ("not_found", "forbidden")
+    assert _snapshot(other_town) == before
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.name)
+@pytest.mark.parametrize("role", sorted(ALL_ROLES))
+def test_own_municipalitys_object_follows_the_role(town, role, endpoint):
+    r = _call(town.client(role), endpoint, town)
+    if role in endpoint.roles:
+        assert r.status_code == endpoint.ok, (role, endpoint.name, r.status_code, r.content)
+    else:
+        assert r.status_code in (403, 404), (role, endpoint.name, r.status_code, r.content)
+
+
+def _snapshot(town) -> tuple:
+    """What an endpoint could change in the other town: its users' state and tokens."""
+    from accounts.models import DeviceToken, User
+
+    users = tuple(User.objects.filter(municipality=town.municipality).order_by("pk").values_list("pk", "role", "is_active"))
+    tokens = tuple(
+        DeviceToken.objects.filter(user__municipality=town.municipality).order_by("pk").values_list("pk", "revoked_at")
+    )
+    return users, tokens

@@ -1,0 +1,25 @@
+"""Work at the door: partner organisations, their workers' visits, campaigns and schedules."""
+
+from django.db import models
+
+
+class PartnerOrganization(models.Model):
+    """アウトリーチ受託法人: a corporation the municipality contracts for outreach visits."""
+
+    municipality = models.ForeignKey(
+        "neighborhoods.Municipality", on_delete=models.PROTECT, related_name="partner_organizations"
+    )
+    code = models.SlugField(max_length=50)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "アウトリーチ受託法人"
+        verbose_name_plural = "アウトリーチ受託法人"
+        ordering = ["municipality_id", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["municipality", "code"], name="partner_code_unique_per_municipality"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
