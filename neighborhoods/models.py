@@ -1,6 +1,12 @@
-"""Places and who lives there. Every row belongs to one municipality (the tenant)."""
+"""Places and who lives there. Every row belongs to one municipality (the tenant), and every unique
+constraint and query includes it."""
 
+import uuid
+
+import pghistory
 from django.contrib.gis.db import models
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 
 
 class Municipality(models.Model):
@@ -23,6 +29,44 @@ class Municipality(models.Model):
         return f"{self.prefecture}{self.name}"
 
 
+class District(models.Model):
+    """地区: a part of the town (e.g. 北条地区, 大栄地区 in Hokuei)."""
+
+    municipality = models.ForeignKey(Municipality, on_delete=models.PROTECT, related_name="districts")
+    name = models.CharField(max_length=100)
+    code = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        verbose_name = "地区"
+        verbose_name_plural = "地区"
+        ordering = ["municipality_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["municipality", "name"], name="district_name_unique_per_municipality"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DailyLifeArea(models.Model):
+    """日常生活圏域: a group of 自治会 served by one 地域包括支援センター (e.g. Okinawa City's 7)."""
+
+    municipality = models.ForeignKey(Municipality, on_delete=models.PROTECT, related_name="daily_life_areas")
+    name = models.CharField(max_length=100)
+    code = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        verbose_name = "日常生活圏域"
+        verbose_name_plural = "日常生活圏域"
+        ordering = ["municipality_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["municipality", "name"], name="area_name_unique_per_municipality"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Neighborhood(models.Model):
     """自治会 (neighbourhood association) and its boundary."""
 
@@ -30,6 +74,10 @@ class Neighborhood(models.Model):
     code = models.CharField(max_length=32)
     name = models.CharField(max_length=100)
     kana = models.CharField(max_length=200, blank=True)
+    district = models.ForeignKey(District, on_delete=models.SET_NULL, null=True, blank=True, related_name="neighborhoods")
+    daily_life_area = models.ForeignKey(
+        DailyLifeArea, on_delete=models.SET_NULL, null=True, blank=True, related_name="neighborhoods"
+    )
     geom = models.MultiPolygonField(srid=4326, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -41,6 +89,194 @@ class Neighborhood(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["municipality", "code"], name="neighborhood_code_unique_per_municipality"),
         ]
+        indexes = [
+            models.Index(fields=["municipality", "district"], name="neighborhood_district"),
+            models.Index(fields=["municipality", "daily_life_area"], name="neighborhood_area"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class HouseholdStatus(models.TextChoices):
+    OCCUPIED = "occupied", "居住"
+    VACANT = "vacant", "空き家"
+    MOVED = "moved", "転居"
+    UNKNOWN = "unknown", "不明"
+
+
+class LivingArrangement(models.TextChoices):
+    SINGLE_ELDERLY = "single_elderly", "独居高齢"
+    ELDERLY_ONLY = "elderly_only", "高齢者のみ世帯"
+    FAMILY = "family", "家族"
+    SINGLE = "single", "単身"
+    OTHER = "other", "その他"
+
+
+class RiskFlag(models.TextChoices):
+    EIGHTY_FIFTY = "8050", "8050"
+    HIKIKOMORI = "hikikomori", "ひきこもり"
+    HOARDING = "hoarding", "ゴミ屋敷"
+    MULTI_PET = "multi_pet", "多頭飼育"
+    NO_CONTACT = "no_contact", "連絡が取れない"
+    YOUNG_CARER = "young_carer", "ヤングケアラー"
+    DOUBLE_CARE = "double_care", "ダブルケア"
+    POVERTY = "poverty", "生活困窮"
+
+
+@pghistory.track(model_name="HouseholdHistory")
+class Household(models.Model):
+    """世帯: an address where people live (or lived). The point locates it; the 自治会 is derived
+    from the point by a spatial join (services.assign_households)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    municipality = models.ForeignKey(Municipality, on_delete=models.PROTECT, related_name="households")
+    external_id = models.CharField(max_length=64, help_text="The municipality's own id (住民記録の世帯番号など)")
+    address = models.CharField(max_length=300)
+    address_kana = models.CharField(max_length=300, blank=True)
+    location = models.PointField(srid=4326, null=True, blank=True)
+    neighborhood = models.ForeignKey(
+        Neighborhood, on_delete=models.SET_NULL, null=True, blank=True, related_name="households"
+    )
+    status = models.CharField(max_length=10, choices=HouseholdStatus.choices, default=HouseholdStatus.OCCUPIED)
+    living_arrangement = models.CharField(max_length=20, choices=LivingArrangement.choices, blank=True)
+    risk_flags = ArrayField(
+        models.CharField(max_length=20, choices=RiskFlag.choices), default=list, blank=True,
+        help_text="要配慮個人情報: indicators such as 8050, ひきこもり, ゴミ屋敷",
+    )
+    version = models.PositiveIntegerField(default=1, help_text="Raised on every change (offline edits name it).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "世帯"
+        verbose_name_plural = "世帯"
+        ordering = ["municipality_id", "external_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["municipality", "external_id"], name="household_external_id_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["municipality", "neighborhood"], name="household_neighborhood"),
+            models.Index(fields=["municipality", "status"], name="household_status"),
+            GinIndex(fields=["risk_flags"], name="household_risk_flags"),
+            GinIndex(
+                name="household_address_trgm", fields=["address"], opclasses=["gin_trgm_ops"],
+            ),
+            GinIndex(
+                name="household_kana_trgm", fields=["address_kana"], opclasses=["gin_trgm_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class ResidentFlag(models.TextChoices):
+    CARE_NEED = "care_need", "要介護"
+    DISABILITY = "disability", "障がい"
+    HIKIKOMORI = "hikikomori", "ひきこもり"
+    YOUNG_CARER = "young_carer", "ヤングケアラー"
+    DEMENTIA = "dementia", "認知症"
+
+
+class Relation(models.TextChoices):
+    HEAD = "head", "世帯主"
+    SPOUSE = "spouse", "配偶者"
+    CHILD = "child", "子"
+    PARENT = "parent", "親"
+    GRANDCHILD = "grandchild", "孫"
+    SIBLING = "sibling", "兄弟姉妹"
+    OTHER = "other", "その他"
+
+
+class AgeBand(models.TextChoices):
+    UNDER_18 = "under_18", "18歳未満"
+    AGE_18_39 = "18_39", "18〜39歳"
+    AGE_40_64 = "40_64", "40〜64歳"
+    AGE_65_74 = "65_74", "65〜74歳"
+    AGE_75_PLUS = "75_plus", "75歳以上"
+
+
+@pghistory.track(model_name="ResidentHistory")
+class Resident(models.Model):
+    """世帯員: a person in a household. Everything but the name is 要配慮個人情報; reading it is audited."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    municipality = models.ForeignKey(Municipality, on_delete=models.PROTECT, related_name="+")
+    household = models.ForeignKey(Household, on_delete=models.CASCADE, related_name="residents")
+    name = models.CharField(max_length=100)
+    kana = models.CharField(max_length=100, blank=True)
+    birth_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    age_band = models.CharField(max_length=10, choices=AgeBand.choices, blank=True)
+    relation = models.CharField(max_length=12, choices=Relation.choices, default=Relation.OTHER)
+    flags = ArrayField(models.CharField(max_length=20, choices=ResidentFlag.choices), default=list, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "世帯員"
+        verbose_name_plural = "世帯員"
+        ordering = ["household_id", "birth_year", "name"]
+        indexes = [
+            models.Index(fields=["municipality", "household"], name="resident_household"),
+            GinIndex(fields=["flags"], name="resident_flags"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(birth_year__isnull=True) | models.Q(birth_year__gte=1890, birth_year__lte=2100),
+                name="resident_birth_year_plausible",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ResourceType(models.TextChoices):
+    FUREAI_CENTER = "fureai_center", "あったかふれあいセンター"
+    SALON = "salon", "サロン"
+    KODOMO_SHOKUDO = "kodomo_shokudo", "子ども食堂"
+    COMMUNITY_HALL = "community_hall", "公民館"
+    LIBRARY = "library", "図書館"
+    FARM = "farm", "農福連携"
+    OTHER = "other", "その他"
+
+
+class Weekday(models.TextChoices):
+    MON = "mon", "月"
+    TUE = "tue", "火"
+    WED = "wed", "水"
+    THU = "thu", "木"
+    FRI = "fri", "金"
+    SAT = "sat", "土"
+    SUN = "sun", "日"
+
+
+class CommunityResource(models.Model):
+    """居場所・社会資源: places people can join (サロン, 子ども食堂, 公民館 …)."""
+
+    municipality = models.ForeignKey(Municipality, on_delete=models.PROTECT, related_name="community_resources")
+    name = models.CharField(max_length=200)
+    type = models.CharField(max_length=20, choices=ResourceType.choices)
+    location = models.PointField(srid=4326)
+    neighborhood = models.ForeignKey(
+        Neighborhood, on_delete=models.SET_NULL, null=True, blank=True, related_name="community_resources"
+    )
+    opening_days = ArrayField(models.CharField(max_length=3, choices=Weekday.choices), default=list, blank=True)
+    address = models.CharField(max_length=300, blank=True)
+    contact = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "社会資源"
+        verbose_name_plural = "社会資源"
+        ordering = ["municipality_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["municipality", "name"], name="resource_name_unique_per_municipality"),
+        ]
+        indexes = [models.Index(fields=["municipality", "type"], name="resource_type")]
 
     def __str__(self) -> str:
         return self.name

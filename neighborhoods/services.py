@@ -1,0 +1,161 @@
+"""Writes about places and households. Spatial work happens in SQL."""
+
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models import F
+
+from backend.errors import Conflict, InvalidInput
+from neighborhoods.models import Household, Municipality, Neighborhood, Resident
+
+# One set-based UPDATE: each household of the municipality gets the 自治会 whose boundary covers
+# its point (GiST index on the boundary); a point on a shared edge goes to the lowest code, a point
+# outside every 自治会 (or with no location) gets NULL and is listed, never dropped.
+_ASSIGN_SQL = """
+WITH target AS (
+    SELECT h.id,
+           (SELECT n.id FROM neighborhoods_neighborhood n
+             WHERE n.municipality_id = h.municipality_id
+               AND n.geom IS NOT NULL
+               AND ST_Covers(n.geom, h.location)
+             ORDER BY n.code
+             LIMIT 1) AS neighborhood_id
+      FROM neighborhoods_household h
+     WHERE h.municipality_id = %(municipality)s {only}
+)
+UPDATE neighborhoods_household h
+   SET neighborhood_id = target.neighborhood_id,
+       version = h.version + 1,
+       updated_at = now()
+  FROM target
+ WHERE h.id = target.id
+   AND h.neighborhood_id IS DISTINCT FROM target.neighborhood_id
+"""
+
+_ASSIGN_RESOURCES_SQL = """
+UPDATE neighborhoods_communityresource r
+   SET neighborhood_id = (SELECT n.id FROM neighborhoods_neighborhood n
+                           WHERE n.municipality_id = r.municipality_id AND n.geom IS NOT NULL
+                             AND ST_Covers(n.geom, r.location) ORDER BY n.code LIMIT 1)
+ WHERE r.municipality_id = %(municipality)s
+"""
+
+
+@dataclass(frozen=True)
+class AssignmentResult:
+    changed: int
+    unassigned: int
+
+
+def assign_households(*, municipality_id: int, household_ids: list | None = None) -> AssignmentResult:
+    """Put every household (or only `household_ids`) in the 自治会 that contains it. Idempotent:
+    a second run changes nothing."""
+    only = "AND h.id = ANY(%(ids)s)" if household_ids is not None else ""
+    params = {"municipality": municipality_id, "ids": [str(i) for i in household_ids or []]}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_ASSIGN_SQL.format(only=only), params)
+        changed = cursor.rowcount
+        if household_ids is None:
+            cursor.execute(_ASSIGN_RESOURCES_SQL, params)
+    unassigned = Household.objects.filter(municipality_id=municipality_id, neighborhood__isnull=True).count()
+    return AssignmentResult(changed=changed, unassigned=unassigned)
+
+
+def queue_household_assignment(*, municipality_id: int) -> None:
+    """Re-run the assignment in the background once the current transaction commits (boundaries
+    changed). Safe to queue twice: the job is idempotent."""
+    from django_q.tasks import async_task
+
+    transaction.on_commit(
+        lambda: async_task(
+            "neighborhoods.tasks.assign_households_task", municipality_id, task_name=f"assign-households-{municipality_id}"
+        )
+    )
+
+
+HOUSEHOLD_FIELDS = ("external_id", "address", "address_kana", "location", "status", "living_arrangement", "risk_flags")
+
+
+@transaction.atomic
+def create_household(*, municipality: Municipality, **fields) -> Household:
+    unknown = set(fields) - set(HOUSEHOLD_FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown household fields: {', '.join(sorted(unknown))}")
+    if Household.objects.filter(municipality=municipality, external_id=fields.get("external_id")).exists():
+        raise Conflict("A household with this external_id exists.", code="duplicate_external_id")
+    household = Household(municipality=municipality, **fields)
+    _full_clean(household)
+    household.save()
+    if household.location is not None:
+        assign_households(municipality_id=municipality.pk, household_ids=[household.pk])
+        household.refresh_from_db()
+    return household
+
+
+@transaction.atomic
+def update_household(*, household: Household, base_version: int | None, changes: dict) -> Household:
+    """Apply `changes`; with `base_version`, refuse (409) when someone changed it since."""
+    unknown = set(changes) - set(HOUSEHOLD_FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown household fields: {', '.join(sorted(unknown))}")
+    locked = Household.objects.select_for_update().get(pk=household.pk)
+    if base_version is not None and locked.version != base_version:
+        raise Conflict(
+            f"The household changed since version {base_version}; it is now at version {locked.version}.",
+            code="stale_version",
+            details={"version": locked.version},
+        )
+    for name, value in changes.items():
+        setattr(locked, name, value)
+    _full_clean(locked)
+    locked.version = F("version") + 1
+    locked.save(update_fields=[*changes, "version", "updated_at"])
+    if "location" in changes:
+        assign_households(municipality_id=locked.municipality_id, household_ids=[locked.pk])
+    locked.refresh_from_db()
+    return locked
+
+
+RESIDENT_FIELDS = ("name", "kana", "birth_year", "age_band", "relation", "flags")
+
+
+@transaction.atomic
+def add_resident(*, household: Household, **fields) -> Resident:
+    resident = Resident(municipality_id=household.municipality_id, household=household, **fields)
+    _full_clean(resident)
+    resident.save()
+    return resident
+
+
+@transaction.atomic
+def update_resident(*, resident: Resident, base_version: int | None, changes: dict) -> Resident:
+    locked = Resident.objects.select_for_update().get(pk=resident.pk)
+    if base_version is not None and locked.version != base_version:
+        raise Conflict(
+            f"The resident changed since version {base_version}; it is now at version {locked.version}.",
+            code="stale_version",
+            details={"version": locked.version},
+        )
+    for name, value in changes.items():
+        setattr(locked, name, value)
+    _full_clean(locked)
+    locked.version = F("version") + 1
+    locked.save(update_fields=[*changes, "version", "updated_at"])
+    locked.refresh_from_db()
+    return locked
+
+
+def _full_clean(obj) -> None:
+    from django.core.exceptions import ValidationError
+
+    try:
+        obj.full_clean(validate_unique=False, validate_constraints=True)
+    except ValidationError as exc:
+        details = [{"loc": ["body", field], "msg": " ".join(msgs)} for field, msgs in exc.message_dict.items()]
+        raise InvalidInput(
+            "; ".join(f"{d['loc'][-1]}: {d['msg']}" for d in details), details=details
+        ) from exc
+
+
+def neighborhoods_by_code(municipality: Municipality) -> dict[str, Neighborhood]:
+    return {n.code: n for n in Neighborhood.objects.filter(municipality=municipality)}
