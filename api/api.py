@@ -7,6 +7,7 @@ from api import errors
 from api.auth import default_auth
 from api.health import router as health_router
 from audit.api import router as audit_router
+from neighborhoods.api import router as neighborhoods_router
 
 api = NinjaAPI(
     title="つなぐ API",
@@ -25,3 +26,4 @@ errors.install(api)
 api.add_router("/", health_router)
 api.add_router("/", accounts_router)
 api.add_router("/audit/", audit_router)
+api.add_router("/", neighborhoods_router)

@@ -85,10 +85,8 @@ def create_household(*, municipality: Municipality, **fields) -> Household:
         raise Conflict("A household with this external_id exists.", code="duplicate_external_id")
     household = Household(municipality=municipality, **fields)
     _full_clean(household)
+    household.neighborhood = neighborhood_at(municipality_id=municipality.pk, point=household.location)
     household.save()
-    if household.location is not None:
-        assign_households(municipality_id=municipality.pk, household_ids=[household.pk])
-        household.refresh_from_db()
     return household
 
 
@@ -108,12 +106,23 @@ def update_household(*, household: Household, base_version: int | None, changes:
     for name, value in changes.items():
         setattr(locked, name, value)
     _full_clean(locked)
-    locked.version = F("version") + 1
-    locked.save(update_fields=[*changes, "version", "updated_at"])
+    fields = [*changes, "version", "updated_at"]
     if "location" in changes:
-        assign_households(municipality_id=locked.municipality_id, household_ids=[locked.pk])
+        locked.neighborhood = neighborhood_at(municipality_id=locked.municipality_id, point=locked.location)
+        fields.append("neighborhood")
+    locked.version = F("version") + 1
+    locked.save(update_fields=fields)
     locked.refresh_from_db()
     return locked
+
+
+def neighborhood_at(*, municipality_id: int, point) -> Neighborhood | None:
+    """The 自治会 covering a point (lowest code on a shared edge), as the bulk assignment decides."""
+    if point is None:
+        return None
+    return (
+        Neighborhood.objects.filter(municipality_id=municipality_id, geom__covers=point).order_by("code").first()
+    )
 
 
 RESIDENT_FIELDS = ("name", "kana", "birth_year", "age_band", "relation", "flags")

@@ -12,6 +12,10 @@ from accounts.roles import Role
 ALL_ROLES = frozenset(r.value for r in Role)
 MANAGERS = frozenset({Role.COORDINATOR.value, Role.ADMIN.value})
 WIDE = frozenset({Role.COORDINATOR.value, Role.SUPERVISOR.value, Role.ADMIN.value})
+COORDINATOR = frozenset({Role.COORDINATOR.value})
+# who may see a household of their own town's fixture (allocated to the worker's corporation, in
+# the commissioner's 自治会); the administrator manages users, not people
+HOUSEHOLD_READERS = ALL_ROLES - {Role.ADMIN.value}
 
 
 @dataclass(frozen=True)
@@ -38,4 +42,19 @@ ENDPOINTS: list[Endpoint] = [
         MANAGERS,
         ok=204,
     ),
+    Endpoint("neighborhood detail", "GET", lambda t: f"neighborhoods/{t.neighborhood.id}", ALL_ROLES),
+    Endpoint("household detail", "GET", lambda t: f"households/{t.household.id}", HOUSEHOLD_READERS),
+    Endpoint(
+        "household edit", "PATCH", lambda t: f"households/{t.household.id}", COORDINATOR,
+        body=lambda t: {"version": t.household.version, "status": "vacant"},
+    ),
+    Endpoint(
+        "resident add", "POST", lambda t: f"households/{t.household.id}/residents", COORDINATOR, ok=201,
+        body=lambda t: {"name": "追加 太郎"},
+    ),
+    Endpoint(
+        "resident edit", "PATCH", lambda t: f"residents/{t.resident.id}", COORDINATOR,
+        body=lambda t: {"version": t.resident.version, "flags": []},
+    ),
+    Endpoint("resource detail", "GET", lambda t: f"resources/{t.resource.id}", ALL_ROLES),
 ]

@@ -60,6 +60,9 @@ class Town:
     municipality: object
     neighborhood: object
     partner: object
+    household: object = None
+    resident: object = None
+    resource: object = None
     users: dict = field(default_factory=dict)
     tokens: dict = field(default_factory=dict)
 
@@ -71,7 +74,13 @@ def build_town(code: str) -> Town:
     town = factories.municipality(code)
     hood = factories.neighborhood(town)
     partner = factories.partner(town)
-    t = Town(municipality=town, neighborhood=hood, partner=partner)
+    factories.allocate(hood, partner)
+    hh = factories.household(town, at=factories.centre(hood), living_arrangement="single_elderly")
+    t = Town(
+        municipality=town, neighborhood=hood, partner=partner, household=hh,
+        resident=factories.resident(hh, birth_year=1940, flags=["care_need"]),
+        resource=factories.resource(town, at=factories.centre(hood)),
+    )
     for role in Role:
         u = factories.user(
             town, role, partner_org=partner if role == Role.OUTREACH_WORKER else None,

@@ -2,13 +2,14 @@
 
 import itertools
 
-from django.contrib.gis.geos import MultiPolygon, Polygon
+from django.contrib.gis.geos import MultiPolygon, Point, Polygon
 
 from accounts.models import User
 from accounts.roles import Role
 from accounts.services import create_user, issue_device_token
-from neighborhoods.models import Municipality, Neighborhood
-from visits.models import PartnerOrganization
+from neighborhoods.models import CommunityResource, Household, Municipality, Neighborhood, Resident
+from neighborhoods.services import add_resident, create_household
+from visits.models import Allocation, PartnerOrganization
 
 PASSWORD = "correct-horse-battery"
 _seq = itertools.count(1)
@@ -63,3 +64,41 @@ def user(town: Municipality, role: Role | str, *, username: str | None = None, p
 def token_for(u: User, device: str = "test tablet") -> str:
     _token, raw = issue_device_token(user=u, device_name=device)
     return raw
+
+
+def household(town: Municipality, *, at: tuple[float, float] | None = None, **fields) -> Household:
+    """A household through the real service (which assigns its 自治会 from the point)."""
+    n = next(_seq)
+    fields.setdefault("external_id", f"H{n:05d}")
+    fields.setdefault("address", f"テスト町{n}番地")
+    fields.setdefault("status", "occupied")
+    return create_household(
+        municipality=town, location=Point(*at, srid=4326) if at else None, **fields
+    )
+
+
+def centre(hood: Neighborhood) -> tuple[float, float]:
+    c = hood.geom.point_on_surface
+    return (c.x, c.y)
+
+
+def resident(hh: Household, **fields) -> Resident:
+    n = next(_seq)
+    fields.setdefault("name", f"住民 {n}")
+    return add_resident(household=hh, **fields)
+
+
+def allocate(hood: Neighborhood, partner_org: PartnerOrganization) -> Allocation:
+    return Allocation.objects.create(
+        municipality_id=hood.municipality_id, neighborhood=hood, partner_organization=partner_org
+    )
+
+
+def resource(town: Municipality, *, at: tuple[float, float], **fields) -> CommunityResource:
+    n = next(_seq)
+    fields.setdefault("name", f"サロン{n}")
+    fields.setdefault("type", "salon")
+    obj = CommunityResource(municipality=town, location=Point(*at, srid=4326), **fields)
+    obj.full_clean()
+    obj.save()
+    return obj

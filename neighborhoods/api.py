@@ -1,0 +1,199 @@
+"""Places and households: districts, daily-life areas, 自治会, households, residents, resources."""
+
+from uuid import UUID
+
+from django.contrib.gis.geos import Polygon
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from ninja import Query, Router, Schema, Status
+from ninja.pagination import paginate
+
+from api.geo import geometry_out, parse_bbox
+from api.pagination import Paginated
+from audit.services import record_read
+from neighborhoods import access, queries, services
+from neighborhoods.models import Household, HouseholdStatus, Resident, ResourceType, RiskFlag
+from neighborhoods.schemas import (
+    DailyLifeAreaOut,
+    DistrictOut,
+    HouseholdDetailOut,
+    HouseholdIn,
+    HouseholdOut,
+    HouseholdPatch,
+    NeighborhoodDetailOut,
+    NeighborhoodOut,
+    ResidentIn,
+    ResidentOut,
+    ResidentPatch,
+    ResourceOut,
+)
+
+router = Router(tags=["places"])
+
+
+@router.get("/districts", response=list[DistrictOut], summary="地区")
+def list_districts(request: HttpRequest):
+    return list(access.visible_districts(request.auth).annotate(neighborhood_count=Count("neighborhoods")))
+
+
+@router.get("/daily-life-areas", response=list[DailyLifeAreaOut], summary="日常生活圏域")
+def list_daily_life_areas(request: HttpRequest):
+    return list(
+        access.visible_daily_life_areas(request.auth).annotate(
+            neighborhood_count=Count("neighborhoods", distinct=True),
+            household_count=Count("neighborhoods__households", distinct=True),
+        )
+    )
+
+
+class NeighborhoodFilter(Schema):
+    district: int | None = None
+    daily_life_area: int | None = None
+    q: str | None = None
+
+
+@router.get("/neighborhoods", response=list[NeighborhoodOut], summary="自治会")
+@paginate(Paginated)
+def list_neighborhoods(request: HttpRequest, filters: Query[NeighborhoodFilter]):
+    hoods = queries.with_household_counts(access.visible_neighborhoods(request.auth))
+    if filters.district:
+        hoods = hoods.filter(district_id=filters.district)
+    if filters.daily_life_area:
+        hoods = hoods.filter(daily_life_area_id=filters.daily_life_area)
+    if filters.q:
+        hoods = hoods.filter(Q(name__icontains=filters.q) | Q(kana__icontains=filters.q) | Q(code=filters.q))
+    return hoods.order_by("code")
+
+
+@router.get("/neighborhoods.geojson", summary="自治会 as a GeoJSON FeatureCollection with household counts")
+def neighborhoods_geojson(
+    request: HttpRequest, simplify: float = 0.0, district: int | None = None, daily_life_area: int | None = None
+):
+    body = queries.neighborhoods_feature_collection(
+        municipality_id=request.auth.municipality_id,
+        tolerance=max(0.0, min(simplify, 0.01)),
+        district_id=district,
+        area_id=daily_life_area,
+    )
+    return HttpResponse(body, content_type="application/geo+json")
+
+
+@router.get("/neighborhoods/{neighborhood_id}", response=NeighborhoodDetailOut, summary="One 自治会")
+def get_neighborhood(request: HttpRequest, neighborhood_id: int):
+    hood = get_object_or_404(queries.with_household_counts(access.visible_neighborhoods(request.auth)), pk=neighborhood_id)
+    hood.households_by_status = queries.households_by_status(hood)
+    hood.area_m2 = queries.area_m2(hood)
+    hood.geometry = geometry_out(hood.geom)
+    return hood
+
+
+class HouseholdFilter(Schema):
+    neighborhood: int | None = None
+    unassigned: bool = False
+    bbox: str | None = None
+    q: str | None = None
+    status: HouseholdStatus | None = None
+    risk_flag: RiskFlag | None = None
+
+
+@router.get("/households", response=list[HouseholdOut], summary="Households (paginated; bbox, 自治会 and text filters)")
+@paginate(Paginated)
+def list_households(request: HttpRequest, filters: Query[HouseholdFilter]):
+    households = access.visible_households(request.auth)
+    if filters.neighborhood:
+        households = households.filter(neighborhood_id=filters.neighborhood)
+    if filters.unassigned:
+        households = households.filter(neighborhood__isnull=True)
+    bbox = parse_bbox(filters.bbox)
+    if bbox:
+        households = households.filter(location__intersects=Polygon.from_bbox(bbox))
+    if filters.q:
+        households = households.filter(Q(address__icontains=filters.q) | Q(address_kana__icontains=filters.q))
+    if filters.status:
+        households = households.filter(status=filters.status)
+    if filters.risk_flag:
+        households = households.filter(risk_flags__contains=[filters.risk_flag])
+    return households.order_by("external_id")
+
+
+def _household_detail(request: HttpRequest, household: Household) -> Household:
+    household.residents_list = list(household.residents.order_by("birth_year", "name"))
+    record_read(
+        request, household, basis=access.residents_basis(request.auth),
+        detail={"residents": len(household.residents_list)},
+    )
+    return household
+
+
+@router.get("/households/{household_id}", response=HouseholdDetailOut, summary="A household with its residents (audited)")
+def get_household(request: HttpRequest, household_id: UUID):
+    household = get_object_or_404(access.visible_households(request.auth).select_related("neighborhood"), pk=household_id)
+    return _household_detail(request, household)
+
+
+@router.post("/households", response={201: HouseholdDetailOut}, summary="Create a household (coordinators)")
+def create_household(request: HttpRequest, payload: HouseholdIn):
+    access.require_household_editor(request.auth)
+    data = payload.model_dump()
+    data["location"] = payload.location.to_geos() if payload.location else None
+    data["living_arrangement"] = data["living_arrangement"] or ""
+    household = services.create_household(municipality=request.auth.municipality, **data)
+    return Status(201, _household_detail(request, household))
+
+
+@router.patch("/households/{household_id}", response=HouseholdDetailOut, summary="Edit a household (coordinators)")
+def update_household(request: HttpRequest, household_id: UUID, payload: HouseholdPatch):
+    access.require_household_editor(request.auth)
+    household = get_object_or_404(access.visible_households(request.auth), pk=household_id)
+    changes = payload.model_dump(exclude_unset=True, exclude={"version"})
+    if "location" in changes:
+        changes["location"] = payload.location.to_geos() if payload.location else None
+    if "living_arrangement" in changes:
+        changes["living_arrangement"] = changes["living_arrangement"] or ""
+    household = services.update_household(household=household, base_version=payload.version, changes=changes)
+    return _household_detail(request, household)
+
+
+@router.post("/households/{household_id}/residents", response={201: ResidentOut}, summary="Add a resident (coordinators)")
+def add_resident(request: HttpRequest, household_id: UUID, payload: ResidentIn):
+    access.require_household_editor(request.auth)
+    household = get_object_or_404(access.visible_households(request.auth), pk=household_id)
+    data = payload.model_dump()
+    data["age_band"] = data["age_band"] or ""
+    return Status(201, services.add_resident(household=household, **data))
+
+
+@router.patch("/residents/{resident_id}", response=ResidentOut, summary="Edit a resident (coordinators)")
+def update_resident(request: HttpRequest, resident_id: UUID, payload: ResidentPatch):
+    access.require_household_editor(request.auth)
+    resident: Resident = get_object_or_404(access.visible_residents(request.auth), pk=resident_id)
+    changes = payload.model_dump(exclude_unset=True, exclude={"version"})
+    if "age_band" in changes:
+        changes["age_band"] = changes["age_band"] or ""
+    return services.update_resident(resident=resident, base_version=payload.version, changes=changes)
+
+
+class ResourceFilter(Schema):
+    type: ResourceType | None = None
+    neighborhood: int | None = None
+    bbox: str | None = None
+
+
+@router.get("/resources", response=list[ResourceOut], summary="Community resources (居場所・社会資源)")
+@paginate(Paginated)
+def list_resources(request: HttpRequest, filters: Query[ResourceFilter]):
+    resources = access.visible_resources(request.auth)
+    if filters.type:
+        resources = resources.filter(type=filters.type)
+    if filters.neighborhood:
+        resources = resources.filter(neighborhood_id=filters.neighborhood)
+    bbox = parse_bbox(filters.bbox)
+    if bbox:
+        resources = resources.filter(location__intersects=Polygon.from_bbox(bbox))
+    return resources.order_by("name")
+
+
+@router.get("/resources/{resource_id}", response=ResourceOut, summary="One community resource")
+def get_resource(request: HttpRequest, resource_id: int):
+    return get_object_or_404(access.visible_resources(request.auth), pk=resource_id)

@@ -1,0 +1,82 @@
+"""Read-side queries for places: counts and GeoJSON built in SQL."""
+
+import json
+
+from django.db import connection
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from neighborhoods.models import Household, Neighborhood
+
+
+def with_household_counts(neighborhoods: QuerySet[Neighborhood]) -> QuerySet[Neighborhood]:
+    counts = (
+        Household.objects.filter(neighborhood_id=OuterRef("pk"))
+        .order_by()
+        .values("neighborhood_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return neighborhoods.select_related("district", "daily_life_area").annotate(
+        household_count=Coalesce(Subquery(counts, output_field=IntegerField()), 0)
+    )
+
+
+def households_by_status(neighborhood: Neighborhood) -> dict[str, int]:
+    rows = (
+        Household.objects.filter(neighborhood=neighborhood).order_by().values("status").annotate(n=Count("pk"))
+    )
+    return {row["status"]: row["n"] for row in rows}
+
+
+def area_m2(neighborhood: Neighborhood) -> float | None:
+    if neighborhood.geom is None:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT ST_Area(geom::geography) FROM neighborhoods_neighborhood WHERE id = %s", [neighborhood.pk])
+        return round(cursor.fetchone()[0], 1)
+
+
+_FEATURE_COLLECTION_SQL = """
+SELECT json_build_object(
+  'type', 'FeatureCollection',
+  'features', COALESCE(json_agg(json_build_object(
+      'type', 'Feature',
+      'id', n.id,
+      'geometry', ST_AsGeoJSON(
+          CASE WHEN %(tolerance)s > 0 THEN ST_Multi(ST_SimplifyPreserveTopology(n.geom, %(tolerance)s)) ELSE n.geom END,
+          6)::json,
+      'properties', json_build_object(
+          'id', n.id, 'code', n.code, 'name', n.name, 'kana', n.kana,
+          'district', d.name, 'daily_life_area', a.name,
+          'household_count', COALESCE(c.n, 0))
+  ) ORDER BY n.code), '[]'::json)
+)
+FROM neighborhoods_neighborhood n
+LEFT JOIN neighborhoods_district d ON d.id = n.district_id
+LEFT JOIN neighborhoods_dailylifearea a ON a.id = n.daily_life_area_id
+LEFT JOIN (
+  SELECT neighborhood_id, count(*) AS n FROM neighborhoods_household
+   WHERE municipality_id = %(municipality)s AND neighborhood_id IS NOT NULL GROUP BY neighborhood_id
+) c ON c.neighborhood_id = n.id
+WHERE n.municipality_id = %(municipality)s AND n.geom IS NOT NULL {extra}
+"""
+
+
+def neighborhoods_feature_collection(
+    *, municipality_id: int, tolerance: float = 0.0, district_id: int | None = None, area_id: int | None = None
+) -> str:
+    """The municipality's 自治会 as one GeoJSON FeatureCollection with household counts, built by
+    one SQL statement (PostGIS does the geometry and the JSON)."""
+    extra = ""
+    params: dict = {"municipality": municipality_id, "tolerance": tolerance}
+    if district_id is not None:
+        extra += " AND n.district_id = %(district)s"
+        params["district"] = district_id
+    if area_id is not None:
+        extra += " AND n.daily_life_area_id = %(area)s"
+        params["area"] = area_id
+    with connection.cursor() as cursor:
+        cursor.execute(_FEATURE_COLLECTION_SQL.format(extra=extra), params)
+        value = cursor.fetchone()[0]
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
