@@ -42,9 +42,13 @@ def household_scope(user: User) -> Q:
 def _allocated_neighborhoods(user: User) -> QuerySet:
     from visits.models import Allocation
 
-    return Allocation.objects.filter(
-        municipality_id=user.municipality_id, partner_organization_id=user.partner_organization_id
-    ).values("neighborhood_id")
+    return (
+        Allocation.objects.filter(
+            municipality_id=user.municipality_id, partner_organization_id=user.partner_organization_id
+        )
+        .exclude(campaign__status="closed")
+        .values("neighborhood_id")
+    )
 
 
 def _commissioned_neighborhoods(user: User) -> QuerySet:

@@ -9,7 +9,7 @@ from accounts.roles import Role
 from accounts.services import create_user, issue_device_token
 from neighborhoods.models import CommunityResource, Household, Municipality, Neighborhood, Resident
 from neighborhoods.services import add_resident, create_household
-from visits.models import Allocation, PartnerOrganization
+from visits.models import Allocation, Campaign, PartnerOrganization
 
 PASSWORD = "correct-horse-battery"
 _seq = itertools.count(1)
@@ -88,9 +88,27 @@ def resident(hh: Household, **fields) -> Resident:
     return add_resident(household=hh, **fields)
 
 
-def allocate(hood: Neighborhood, partner_org: PartnerOrganization) -> Allocation:
+def campaign(town: Municipality, **fields) -> Campaign:
+    import datetime
+
+    n = next(_seq)
+    fields.setdefault("name", f"世帯訪問調査{n}")
+    fields.setdefault("fiscal_year", 2026)
+    fields.setdefault("start_date", datetime.date(2026, 12, 1))
+    fields.setdefault("end_date", datetime.date(2027, 3, 31))
+    fields.setdefault("time_bands", ["am", "pm"])
+    obj = Campaign(municipality=town, **fields)
+    obj.full_clean()
+    obj.save()
+    return obj
+
+
+def allocate(hood: Neighborhood, partner_org: PartnerOrganization, camp: Campaign | None = None) -> Allocation:
+    """Allocate a 自治会 to a corporation (in a running campaign of its own unless given)."""
+    if camp is None:
+        camp = campaign(hood.municipality, status="running")
     return Allocation.objects.create(
-        municipality_id=hood.municipality_id, neighborhood=hood, partner_organization=partner_org
+        municipality_id=hood.municipality_id, campaign=camp, neighborhood=hood, partner_organization=partner_org
     )
 
 

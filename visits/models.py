@@ -1,6 +1,13 @@
-"""Work at the door: partner organisations, their workers' visits, campaigns and schedules."""
+"""Work at the door: partner corporations and their workers, survey campaigns (世帯訪問調査),
+hearings, allocation of 自治会 to corporations, and the visit schedule."""
 
-from django.db import models
+import uuid
+
+import pghistory
+from django.conf import settings
+from django.contrib.gis.db import models
+from django.contrib.postgres.fields import ArrayField
+from django.db.models import Q
 
 
 class PartnerOrganization(models.Model):
@@ -11,6 +18,10 @@ class PartnerOrganization(models.Model):
     )
     code = models.SlugField(max_length=50)
     name = models.CharField(max_length=200)
+    office = models.PointField(srid=4326, null=True, blank=True, help_text="Where the day's routes start and end.")
+    address = models.CharField(max_length=300, blank=True)
+    phone = models.CharField(max_length=30, blank=True)
+    contact_person = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -24,22 +35,280 @@ class PartnerOrganization(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def apply_demo_details(self, spec: dict) -> None:
+        """Fill office and contact from a fixtures/…/partners.json entry (demo loading)."""
+        from django.contrib.gis.geos import Point
+
+        office = spec.get("office")
+        self.office = Point(office["lon"], office["lat"], srid=4326) if office else None
+        self.phone = spec.get("phone", "")
+        self.save(update_fields=["office", "phone"])
+
+
+class WorkerAvailability(models.Model):
+    """When an outreach worker works: weekdays and hours. Days off are listed separately."""
+
+    worker = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="availability")
+    weekdays = ArrayField(
+        models.PositiveSmallIntegerField(), default=list, blank=True,
+        help_text="ISO weekdays worked (1 = Monday … 7 = Sunday); weekends and public holidays are never scheduled",
+    )
+    start_time = models.TimeField(default="09:00")
+    end_time = models.TimeField(default="17:00")
+
+    class Meta:
+        verbose_name = "勤務可能日"
+        verbose_name_plural = "勤務可能日"
+        constraints = [models.CheckConstraint(condition=Q(start_time__lt=models.F("end_time")), name="availability_hours")]
+
+    def __str__(self) -> str:
+        return f"{self.worker}: {self.weekdays} {self.start_time}-{self.end_time}"
+
+
+class WorkerDayOff(models.Model):
+    worker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="days_off")
+    date = models.DateField()
+    reason = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        verbose_name = "休み"
+        verbose_name_plural = "休み"
+        constraints = [models.UniqueConstraint(fields=["worker", "date"], name="day_off_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.worker} {self.date}"
+
+
+class Campaign(models.Model):
+    """A 世帯訪問調査 campaign: a fiscal year's visits to the households of an ordered list of 自治会."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "準備中"
+        RUNNING = "running", "実施中"
+        CLOSED = "closed", "終了"
+
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="campaigns")
+    fiscal_year = models.PositiveSmallIntegerField(help_text="年度 (April–March), e.g. 2026 for 令和8年度")
+    name = models.CharField(max_length=200)
+    start_date = models.DateField()
+    end_date = models.DateField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    visits_per_worker_day = models.PositiveSmallIntegerField(default=12)
+    max_attempts = models.PositiveSmallIntegerField(default=3, help_text="Attempts before a leaflet is left")
+    time_bands = ArrayField(models.CharField(max_length=10), default=list, help_text="e.g. ['am', 'pm']")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "世帯訪問調査"
+        verbose_name_plural = "世帯訪問調査"
+        ordering = ["municipality_id", "-fiscal_year", "name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(start_date__lte=models.F("end_date")), name="campaign_dates_ordered"),
+            models.CheckConstraint(condition=Q(visits_per_worker_day__gte=1), name="campaign_capacity_positive"),
+            models.CheckConstraint(condition=Q(max_attempts__gte=1), name="campaign_attempts_positive"),
+            models.UniqueConstraint(fields=["municipality", "fiscal_year", "name"], name="campaign_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.fiscal_year} {self.name}"
+
+
+class CampaignNeighborhood(models.Model):
+    """A 自治会 targeted by a campaign, in the order they are visited."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="targets")
+    neighborhood = models.ForeignKey("neighborhoods.Neighborhood", on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["campaign_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "neighborhood"], name="campaign_target_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign}: {self.position}. {self.neighborhood}"
+
 
 class Allocation(models.Model):
-    """自治会 handed to a partner corporation for visits: its workers may see the households there."""
+    """A 自治会 of a campaign handed to a partner corporation: its workers visit (and may see) the
+    households there while the campaign is not closed."""
 
     municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
-    partner_organization = models.ForeignKey(PartnerOrganization, on_delete=models.CASCADE, related_name="allocations")
-    neighborhood = models.ForeignKey("neighborhoods.Neighborhood", on_delete=models.CASCADE, related_name="allocations")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="allocations")
+    partner_organization = models.ForeignKey(PartnerOrganization, on_delete=models.PROTECT, related_name="allocations")
+    neighborhood = models.ForeignKey("neighborhoods.Neighborhood", on_delete=models.PROTECT, related_name="allocations")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         verbose_name = "担当割当"
         verbose_name_plural = "担当割当"
         constraints = [
-            models.UniqueConstraint(fields=["partner_organization", "neighborhood"], name="allocation_unique"),
+            models.UniqueConstraint(fields=["campaign", "neighborhood"], name="allocation_one_partner_per_neighborhood"),
         ]
-        indexes = [models.Index(fields=["municipality", "neighborhood"], name="allocation_neighborhood")]
+        indexes = [
+            models.Index(fields=["municipality", "partner_organization"], name="allocation_partner"),
+            models.Index(fields=["neighborhood"], name="allocation_neighborhood"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.neighborhood} → {self.partner_organization}"
+
+
+class Hearing(models.Model):
+    """ヒアリング with the 自治会 chair and 民生委員 before a 自治会 is visited."""
+
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="hearings")
+    neighborhood = models.ForeignKey("neighborhoods.Neighborhood", on_delete=models.PROTECT, related_name="hearings")
+    held_on = models.DateField()
+    attendees = models.JSONField(default=list, blank=True, help_text='[{"role": "自治会長", "name": "…"}]')
+    notes = models.TextField(blank=True, help_text="要配慮個人情報")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "ヒアリング"
+        verbose_name_plural = "ヒアリング"
+        ordering = ["campaign_id", "held_on"]
+
+    def __str__(self) -> str:
+        return f"{self.neighborhood} {self.held_on}"
+
+
+class CampaignHousehold(models.Model):
+    """A household's state in a campaign: priority from a hearing, attempts so far, outcome."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "未訪問"
+        SCHEDULED = "scheduled", "予定あり"
+        MET = "met", "面談"
+        REFUSED = "refused", "拒否"
+        MOVED = "moved", "転居"
+        VACANT = "vacant", "空き家"
+        LEAFLET_DUE = "leaflet_due", "チラシ投函予定"
+        LEAFLET_LEFT = "leaflet_left", "チラシ投函済"
+
+    FINAL_STATES = ("met", "refused", "moved", "vacant", "leaflet_left")
+
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="households")
+    household = models.ForeignKey("neighborhoods.Household", on_delete=models.PROTECT, related_name="campaign_states")
+    neighborhood = models.ForeignKey("neighborhoods.Neighborhood", on_delete=models.PROTECT, related_name="+", null=True)
+    state = models.CharField(max_length=15, choices=State.choices, default=State.PENDING)
+    priority = models.BooleanField(default=False)
+    priority_reason = models.CharField(max_length=300, blank=True, help_text="要配慮個人情報")
+    hearing = models.ForeignKey(Hearing, on_delete=models.SET_NULL, null=True, blank=True, related_name="priorities")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_attempt_date = models.DateField(null=True, blank=True)
+    last_attempt_band = models.CharField(max_length=10, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "調査対象世帯"
+        verbose_name_plural = "調査対象世帯"
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "household"], name="campaign_household_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "neighborhood", "state"], name="campaign_household_progress"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}:{self.household_id} {self.state}"
+
+
+@pghistory.track(model_name="ScheduledVisitHistory")
+class ScheduledVisit(models.Model):
+    """One planned visit: a household on a worker's day, with its place in the day's route."""
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", "予定"
+        ISSUED = "issued", "配布済"  # handed to the worker's device: re-planning keeps it
+        DONE = "done", "実施"
+        ABSENT = "absent", "不在"
+        CANCELLED = "cancelled", "取消"
+
+    KEPT_STATUSES = ("issued", "done", "absent")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="scheduled_visits")
+    household = models.ForeignKey("neighborhoods.Household", on_delete=models.PROTECT, related_name="scheduled_visits")
+    neighborhood = models.ForeignKey("neighborhoods.Neighborhood", on_delete=models.PROTECT, related_name="+", null=True)
+    partner_organization = models.ForeignKey(PartnerOrganization, on_delete=models.PROTECT, related_name="+")
+    worker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="scheduled_visits")
+    date = models.DateField()
+    time_band = models.CharField(max_length=10, blank=True)
+    route_order = models.PositiveSmallIntegerField()
+    attempt = models.PositiveSmallIntegerField(default=1)
+    priority = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLANNED)
+    leg_m = models.PositiveIntegerField(default=0, help_text="Straight-line metres from the previous stop")
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "訪問予定"
+        verbose_name_plural = "訪問予定"
+        ordering = ["date", "worker_id", "route_order"]
+        indexes = [
+            models.Index(fields=["worker", "date"], name="scheduled_visit_worker_date"),
+            models.Index(fields=["campaign", "status"], name="scheduled_visit_campaign"),
+            models.Index(fields=["partner_organization", "date"], name="scheduled_visit_partner_date"),
+        ]
+        constraints = [
+            # One live visit per household and campaign at a time.
+            models.UniqueConstraint(
+                fields=["campaign", "household"], condition=Q(status__in=["planned", "issued"]),
+                name="scheduled_visit_one_open_per_household",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.worker_id} #{self.route_order} {self.household_id}"
+
+
+class PlanningJob(models.Model):
+    """A schedule generation or re-planning run (django-q2), with progress for the API."""
+
+    class Kind(models.TextChoices):
+        GENERATE = "generate", "生成"
+        REPLAN = "replan", "再計画"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "待機"
+        RUNNING = "running", "実行中"
+        DONE = "done", "完了"
+        FAILED = "failed", "失敗"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="planning_jobs")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="0–100")
+    message = models.CharField(max_length=300, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    from_date = models.DateField(null=True, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "計画ジョブ"
+        verbose_name_plural = "計画ジョブ"
+        ordering = ["-created_at"]
+        constraints = [
+            # At most one active planning job per campaign: a concurrent request fails on this.
+            models.UniqueConstraint(
+                fields=["campaign"], condition=Q(status__in=["queued", "running"]), name="planning_job_one_active"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.campaign_id} {self.status} {self.progress}%"
