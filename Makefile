@@ -54,7 +54,7 @@ test: db venv
 	@.venv/bin/ruff check .
 	@DJANGO_SETTINGS_MODULE=backend.settings_test $(MANAGE) makemigrations --check --dry-run -v 1 >/dev/null || \
 	  { echo "makemigrations --check: models changed without a migration"; exit 1; }
-	@.venv/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	@.venv/bin/pytest -q -p no:cacheprovider -n auto $(PYTEST_ARGS)
 
 bench: db venv
 	@$(PY) bench/run.py $(BENCH_ARGS)

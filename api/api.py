@@ -8,6 +8,7 @@ from api.auth import default_auth
 from api.health import router as health_router
 from audit.api import router as audit_router
 from neighborhoods.api import router as neighborhoods_router
+from visits.api import router as visits_router
 
 api = NinjaAPI(
     title="つなぐ API",
@@ -27,3 +28,4 @@ api.add_router("/", health_router)
 api.add_router("/", accounts_router)
 api.add_router("/audit/", audit_router)
 api.add_router("/", neighborhoods_router)
+api.add_router("/", visits_router)

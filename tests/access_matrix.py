@@ -16,6 +16,7 @@ COORDINATOR = frozenset({Role.COORDINATOR.value})
 # who may see a household of their own town's fixture (allocated to the worker's corporation, in
 # the commissioner's 自治会); the administrator manages users, not people
 HOUSEHOLD_READERS = ALL_ROLES - {Role.ADMIN.value}
+PLAN_READERS = frozenset({Role.COORDINATOR.value, Role.SUPERVISOR.value})
 
 
 @dataclass(frozen=True)
@@ -57,4 +58,35 @@ ENDPOINTS: list[Endpoint] = [
         body=lambda t: {"version": t.resident.version, "flags": []},
     ),
     Endpoint("resource detail", "GET", lambda t: f"resources/{t.resource.id}", ALL_ROLES),
+    Endpoint("partner detail", "GET", lambda t: f"partners/{t.partner.id}", ALL_ROLES),
+    Endpoint(
+        "partner schedule", "GET", lambda t: f"partners/{t.partner.id}/schedule?date_from=2026-12-01&date_to=2026-12-31",
+        PLAN_READERS | {Role.OUTREACH_WORKER.value},
+    ),
+    Endpoint(
+        "worker schedule", "GET",
+        lambda t: f"workers/{t.users['outreach_worker'].id}/schedule?date_from=2026-12-01&date_to=2026-12-31",
+        PLAN_READERS | {Role.OUTREACH_WORKER.value},
+    ),
+    Endpoint(
+        "worker days off", "POST", lambda t: f"workers/{t.users['outreach_worker'].id}/days-off",
+        COORDINATOR | {Role.OUTREACH_WORKER.value}, body=lambda t: {"dates": ["2026-12-24"]},
+    ),
+    Endpoint("campaign detail", "GET", lambda t: f"campaigns/{t.campaign.id}", ALL_ROLES),
+    Endpoint("campaign progress", "GET", lambda t: f"campaigns/{t.campaign.id}/progress", ALL_ROLES),
+    Endpoint(
+        "campaign edit", "PATCH", lambda t: f"campaigns/{t.campaign.id}", COORDINATOR,
+        body=lambda t: {"max_attempts": 4},
+    ),
+    Endpoint("campaign allocations", "GET", lambda t: f"campaigns/{t.campaign.id}/allocations", ALL_ROLES),
+    Endpoint("hearing detail", "GET", lambda t: f"hearings/{t.hearing.id}", PLAN_READERS),
+    Endpoint("planning job", "GET", lambda t: f"planning-jobs/{t.job.id}", PLAN_READERS),
+    Endpoint(
+        "visit reassign", "POST", lambda t: f"scheduled-visits/{t.visit.id}/reassign", COORDINATOR,
+        body=lambda t: {"worker_id": t.users["outreach_worker"].id},
+    ),
+    Endpoint(
+        "visit outcome", "POST", lambda t: f"scheduled-visits/{t.visit.id}/outcome",
+        COORDINATOR | {Role.OUTREACH_WORKER.value}, body=lambda t: {"outcome": "met"},
+    ),
 ]

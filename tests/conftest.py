@@ -34,7 +34,7 @@ class ApiClient:
         if method.upper() == "GET":
             return fn(url, data=extra.pop("query", None), headers=self._headers(headers), **extra)
         if body is None:
-            return fn(url, headers=self._headers(headers), **extra)
+            return fn(url, content_type=content_type, headers=self._headers(headers), **extra)
         return fn(url, data=body, content_type=content_type, headers=self._headers(headers), **extra)
 
     def get(self, path, **kw):
@@ -63,6 +63,10 @@ class Town:
     household: object = None
     resident: object = None
     resource: object = None
+    campaign: object = None
+    hearing: object = None
+    visit: object = None
+    job: object = None
     users: dict = field(default_factory=dict)
     tokens: dict = field(default_factory=dict)
 
@@ -74,12 +78,14 @@ def build_town(code: str) -> Town:
     town = factories.municipality(code)
     hood = factories.neighborhood(town)
     partner = factories.partner(town)
-    factories.allocate(hood, partner)
+    campaign = factories.allocate(hood, partner).campaign
+    factories.target(campaign, hood)
     hh = factories.household(town, at=factories.centre(hood), living_arrangement="single_elderly")
     t = Town(
         municipality=town, neighborhood=hood, partner=partner, household=hh,
         resident=factories.resident(hh, birth_year=1940, flags=["care_need"]),
         resource=factories.resource(town, at=factories.centre(hood)),
+        campaign=campaign,
     )
     for role in Role:
         u = factories.user(
@@ -88,6 +94,13 @@ def build_town(code: str) -> Town:
         )
         t.users[role.value] = u
         t.tokens[role.value] = factories.token_for(u)
+    from visits.models import Hearing, PlanningJob
+
+    t.hearing = Hearing.objects.create(
+        municipality=town, campaign=campaign, neighborhood=hood, held_on=campaign.start_date, notes="気になる世帯あり"
+    )
+    t.visit = factories.scheduled_visit(campaign, hh, t.users["outreach_worker"], campaign.start_date)
+    t.job = PlanningJob.objects.create(municipality=town, campaign=campaign, kind="generate", status="done")
     return t
 
 

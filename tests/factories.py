@@ -120,3 +120,21 @@ def resource(town: Municipality, *, at: tuple[float, float], **fields) -> Commun
     obj.full_clean()
     obj.save()
     return obj
+
+
+def target(camp: Campaign, *hoods: Neighborhood) -> None:
+    from visits.models import CampaignNeighborhood
+
+    start = camp.targets.count()
+    for i, hood in enumerate(hoods, start=start + 1):
+        CampaignNeighborhood.objects.create(campaign=camp, neighborhood=hood, position=i)
+
+
+def scheduled_visit(camp: Campaign, hh: Household, worker: User, date, **fields):
+    from visits.models import ScheduledVisit
+
+    fields.setdefault("route_order", 1)
+    return ScheduledVisit.objects.create(
+        municipality_id=camp.municipality_id, campaign=camp, household=hh, neighborhood_id=hh.neighborhood_id,
+        partner_organization_id=worker.partner_organization_id, worker=worker, date=date, **fields,
+    )

@@ -47,4 +47,9 @@ def _snapshot(town) -> tuple:
     tokens = tuple(
         DeviceToken.objects.filter(user__municipality=town.municipality).order_by("pk").values_list("pk", "revoked_at")
     )
-    return users, tokens, households, residents
+    from visits.models import Campaign, ScheduledVisit, WorkerDayOff
+
+    campaigns = tuple(Campaign.objects.filter(municipality=town.municipality).order_by("pk").values_list("pk", "max_attempts", "status"))
+    visits = tuple(ScheduledVisit.objects.filter(municipality=town.municipality).order_by("pk").values_list("pk", "worker_id", "status", "version"))
+    days_off = WorkerDayOff.objects.filter(worker__municipality=town.municipality).count()
+    return users, tokens, households, residents, campaigns, visits, days_off

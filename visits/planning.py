@@ -3,13 +3,50 @@ and in what order. Pure computation (no database): services.py loads the inputs 
 
 Interface (implementation below):
     plan_partner(request: PartnerPlanRequest, progress: Callable[[float], None] | None = None) -> PartnerPlan
+
+Approach (why it is sound)
+--------------------------
+The campaign is a capacitated VRP with a far depot (the office) and clustered customers (自治会),
+plus an order: 自治会 by 自治会, priority households first. For such instances the route length is
+dominated by the office legs, about 2·d(office, area) per worker-day (the Haimovich–Rinnooy Kan bound
+2·Σd_i/capacity), so the first rule is *as few worker-days as possible, all of them full*; the
+second is that each day covers a compact piece of the area.
+
+1. Pools. 自治会 are taken in campaign order. A pool is one 自治会 plus the leftover carried from the
+   previous pool (fewer than `capacity` stops); a very large 自治会 is cut into sub-pools of at most
+   ~240 stops by recursive coordinate bisection. All matrices are per pool (O(k²) with k ≤ ~250),
+   so the work grows linearly with the number of stops.
+2. Exact day sizes. A pool of m stops becomes ⌊m/cap⌋ full days plus one day of m mod cap stops.
+   That short day is the leftover: it is carried into the next pool (so only the campaign's last day
+   is short) and costed, while this pool is optimised, as a tour from the next pool's centroid (where
+   its stops will actually be visited). Stops already carried once are never carried again.
+3. Initial solution: iterated tour partitioning (ITP, Haimovich & Rinnooy Kan 1985): one TSP tour
+   through the pool (OR-Tools, cheapest arc + greedy descent), cut into consecutive segments of the
+   exact day sizes, trying every rotation of the cut points (O(m·days) with prefix sums).
+4. Improvement: an OR-Tools routing model of the pool where every vehicle's capacity is its exact
+   day size (so all days stay full), priority stops are restricted to the pool's first days,
+   carried stops are kept out of the leftover day; greedy descent with the exchange / cross /
+   2-opt / Or-opt / Lin–Kernighan operators until a local optimum. No time limits and no
+   time-limited LNS operators: the same request always gives the same plan.
+5. Days in order. The pool's days (priority days first) take the free worker-days in chronological
+   order: all workers' first date before anyone's second date.
+6. Re-attempts (不在). A closed tour can be driven either way, which swaps the time bands; the
+   direction with fewer conflicts (same weekday and same band as the absent attempt) is kept and
+   the stops still in conflict are deferred into the next pool, i.e. a later worker-day, and checked
+   again there.
+
+Distances are great-circle (haversine) metres rounded to integers: no road network offline.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
+from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
 
 @dataclass(frozen=True)
@@ -59,5 +96,408 @@ class PartnerPlan:
     worker_days: int = 0
 
 
+# --- distances -------------------------------------------------------------------------------
+
+EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
+
+
+def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> int:
+    """Great-circle distance in whole metres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return round(2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h))))
+
+
+def _matrix(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """All-pairs haversine metres (int64) of the given points."""
+    phi = np.radians(lat)
+    lam = np.radians(lon)
+    dp = phi[:, None] - phi[None, :]
+    dl = lam[:, None] - lam[None, :]
+    h = np.sin(dp / 2) ** 2 + np.cos(phi)[:, None] * np.cos(phi)[None, :] * np.sin(dl / 2) ** 2
+    d = 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+    return np.rint(d).astype(np.int64)
+
+
+# --- OR-Tools helpers ------------------------------------------------------------------------
+
+_MAX_POOL = 240  # stops per pool (before the carried leftover): keeps matrices and searches small
+
+# Large-neighbourhood operators run under a wall-clock limit (lns_time_limit): switched off so that
+# the search is a pure, deterministic greedy descent.
+_TIMED_OPERATORS = (
+    "use_global_cheapest_insertion_path_lns",
+    "use_local_cheapest_insertion_path_lns",
+    "use_relocate_path_global_cheapest_insertion_insert_unperformed",
+    "use_global_cheapest_insertion_visit_types_lns",
+    "use_local_cheapest_insertion_visit_types_lns",
+    "use_global_cheapest_insertion_expensive_chain_lns",
+    "use_local_cheapest_insertion_expensive_chain_lns",
+    "use_global_cheapest_insertion_close_nodes_lns",
+    "use_local_cheapest_insertion_close_nodes_lns",
+    "use_path_lns",
+    "use_full_path_lns",
+    "use_tsp_lns",
+    "use_inactive_lns",
+)
+
+
+def _search_parameters() -> object:
+    params = pywrapcp.DefaultRoutingSearchParameters()
+    params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC
+    params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GREEDY_DESCENT
+    ops = params.local_search_operators
+    for name in _TIMED_OPERATORS:
+        if hasattr(ops, name):
+            setattr(ops, name, 2)  # BOOL_FALSE
+    params.use_cp_sat = 2  # BOOL_FALSE
+    params.use_generalized_cp_sat = 2
+    return params
+
+
+def _tsp_cycle(dist: np.ndarray) -> list[int]:
+    """A short closed tour over all points of `dist` (indices), starting at 0."""
+    n = len(dist)
+    if n <= 3:
+        return list(range(n))
+    manager = pywrapcp.RoutingIndexManager(n, 1, 0)
+    routing = pywrapcp.RoutingModel(manager)
+    transit = routing.RegisterTransitMatrix(dist.tolist())
+    routing.SetArcCostEvaluatorOfAllVehicles(transit)
+    solution = routing.SolveWithParameters(_search_parameters())
+    if solution is None:  # pragma: no cover - a TSP without side constraints is always solvable
+        return list(range(n))
+    order = []
+    index = routing.Start(0)
+    while not routing.IsEnd(index):
+        order.append(manager.IndexToNode(index))
+        index = solution.Value(routing.NextVar(index))
+    return order
+
+
+# --- one pool --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pool:
+    """Stops (indices into the request) of one pool, by role."""
+
+    priority: list[int]
+    normal: list[int]
+
+
+def _itp_initial(
+    dist: np.ndarray, tour: list[int], sizes: list[int], depots: list[int], must_be_free: list[bool],
+    locked: np.ndarray,
+) -> list[list[int]] | None:
+    """Cut the cyclic `tour` (node ids of `dist`) into consecutive segments of the given sizes (in
+    this order along the tour), each a route from/to its depot node; try every rotation and keep the
+    cheapest one in which the segments flagged `must_be_free` contain no locked node."""
+    n = len(tour)
+    if n == 0:
+        return [[] for _ in sizes]
+    seq = np.array(tour + tour, dtype=np.int64)
+    steps = dist[seq[:-1], seq[1:]]
+    prefix = np.concatenate(([0], np.cumsum(steps)))
+    locked_prefix = np.concatenate(([0], np.cumsum(locked[seq])))
+    starts = np.arange(n)
+    cost = np.zeros(n, dtype=np.int64)
+    ok = np.ones(n, dtype=bool)
+    offset = 0
+    for size, depot, free in zip(sizes, depots, must_be_free, strict=True):
+        if size == 0:
+            continue
+        first = starts + offset
+        last = first + size - 1
+        cost += dist[depot, seq[first]] + (prefix[last] - prefix[first]) + dist[seq[last], depot]
+        if free:
+            ok &= (locked_prefix[last + 1] - locked_prefix[first]) == 0
+        offset += size
+    if not ok.any():
+        return None
+    best = int(np.flatnonzero(ok)[np.argmin(cost[ok])])
+    routes: list[list[int]] = []
+    offset = 0
+    for size in sizes:
+        routes.append([int(x) for x in seq[best + offset: best + offset + size]])
+        offset += size
+    return routes
+
+
+def _solve_pool(
+    lon: np.ndarray, lat: np.ndarray, office: tuple[float, float], pool: _Pool, locked: list[int],
+    capacity: int, carry_to: tuple[float, float] | None,
+) -> tuple[list[list[int]], list[int]]:
+    """Days for one pool: routes (stop indices, office → … → office) in visiting order, and the
+    stops carried to the next pool. `locked` stops (carried in) are never carried again;
+    `carry_to` is the next pool's centroid, or None when nothing may be carried."""
+    prio, normal = pool.priority, pool.normal
+    stops = prio + normal + locked
+    m = len(stops)
+    if m == 0:
+        return [], []
+    q, r = divmod(m, capacity)
+    p = len(prio)
+    k = -(-p // capacity)  # days that hold priority stops (the pool's first k days)
+    carry = carry_to is not None and r > 0 and k <= q and len(normal) >= r
+    if carry and q == 0:
+        return [], list(normal)  # the whole pool is the leftover
+    caps = [capacity] * q + ([r] if r else [])
+    nv = len(caps)
+    carry_vehicle = nv - 1 if carry else -1
+
+    # Nodes: 0 office, then the next pool's centroid (the carried day's depot) if carrying, then the stops.
+    depot_lon, depot_lat = [office[0]], [office[1]]
+    if carry_to is not None and carry:
+        depot_lon.append(carry_to[0])
+        depot_lat.append(carry_to[1])
+    base = len(depot_lon)
+    dist = _matrix(np.concatenate((depot_lon, lon[stops])), np.concatenate((depot_lat, lat[stops])))
+    node_of = {s: i + base for i, s in enumerate(stops)}
+    stop_of = {i + base: s for i, s in enumerate(stops)}
+    depots = [1 if v == carry_vehicle else 0 for v in range(nv)]
+
+    # Initial solution (ITP on one tour of the pool): priority stops first, in tour order.
+    tour = [t + base for t in _tsp_cycle(dist[base:, base:])]
+    prio_nodes = {node_of[s] for s in prio}
+    prio_tour = [t for t in tour if t in prio_nodes]
+    rest_tour = [t for t in tour if t not in prio_nodes]
+    initial: list[list[int]] = [[] for _ in range(nv)]
+    for v in range(k):
+        initial[v] = prio_tour[v * capacity:(v + 1) * capacity]
+    fill = [caps[v] - len(initial[v]) for v in range(nv)]
+    order = [v for v in range(nv) if v == carry_vehicle] + [v for v in range(nv) if v != carry_vehicle]
+    locked_flags = np.zeros(m + base, dtype=np.int64)
+    for s in locked:
+        locked_flags[node_of[s]] = 1
+    segments = _itp_initial(
+        dist, rest_tour, [fill[v] for v in order], [depots[v] for v in order],
+        [v == carry_vehicle for v in order], locked_flags,
+    )
+    if segments is None:  # carried stops everywhere: no leftover can be formed, keep every day here
+        return _solve_pool(lon, lat, office, pool, locked, capacity, None)
+    for v, seg in zip(order, segments, strict=True):
+        initial[v] = initial[v] + seg
+
+    routes = _improve(dist, base, caps, depots, initial, prio_nodes, set(locked_flags.nonzero()[0].tolist()), k,
+                      carry_vehicle)
+    days = [[stop_of[n] for n in routes[v]] for v in range(nv) if v != carry_vehicle]
+    left = [stop_of[n] for n in routes[carry_vehicle]] if carry else []
+    return days, left
+
+
+def _improve(
+    dist: np.ndarray, base: int, caps: list[int], depots: list[int], initial: list[list[int]], prio_nodes: set[int],
+    locked_nodes: set[int], k: int, carry_vehicle: int,
+) -> list[list[int]]:
+    """Greedy descent over the pool's days with OR-Tools; every day keeps its exact size."""
+    nv = len(caps)
+    n = len(dist)
+    manager = pywrapcp.RoutingIndexManager(n, nv, depots, depots)
+    routing = pywrapcp.RoutingModel(manager)
+    transit = routing.RegisterTransitMatrix(dist.tolist())
+    routing.SetArcCostEvaluatorOfAllVehicles(transit)
+    demand = routing.RegisterUnaryTransitVector([0] * base + [1] * (n - base))
+    routing.AddDimensionWithVehicleCapacity(demand, 0, caps, True, "load")
+    everyone = list(range(nv))
+    shared = list(range(max(k - 1, 0), nv))  # the last priority day may be topped up with others
+    for node in range(base, n):
+        if node in prio_nodes:
+            allowed = list(range(k))
+        elif node in locked_nodes:
+            allowed = [v for v in shared if v != carry_vehicle]
+        else:
+            allowed = shared
+        if allowed != everyone:
+            routing.VehicleVar(manager.NodeToIndex(node)).SetValues(allowed)
+    params = _search_parameters()
+    routing.CloseModelWithParameters(params)
+    start = routing.ReadAssignmentFromRoutes(
+        [[manager.NodeToIndex(x) for x in route] for route in initial], True
+    )
+    if start is None:  # pragma: no cover - the initial solution is built feasible
+        return initial
+    solution = routing.SolveFromAssignmentWithParameters(start, params) or start
+    routes = []
+    for v in range(nv):
+        route = []
+        index = solution.Value(routing.NextVar(routing.Start(v)))
+        while not routing.IsEnd(index):
+            route.append(manager.IndexToNode(index))
+            index = solution.Value(routing.NextVar(index))
+        routes.append(route)
+    return routes
+
+
+# --- pools -----------------------------------------------------------------------------------
+
+
+def _bisect(idx: list[int], lon: np.ndarray, lat: np.ndarray, limit: int, unit: int) -> list[list[int]]:
+    """Cut a set of stops into spatially compact chunks of at most `limit` stops (sizes multiples
+    of `unit` except the last), halving along the longer side each time."""
+    if len(idx) <= limit:
+        return [idx]
+    arr = np.array(idx)
+    x = lon[arr] * math.cos(math.radians(float(lat[arr].mean())))
+    y = lat[arr]
+    key = x if np.ptp(x) >= np.ptp(y) else y
+    order = arr[np.lexsort((arr, key))]
+    half = max(unit, round(len(idx) / 2 / unit) * unit)
+    half = min(half, len(idx) - 1)
+    return _bisect(order[:half].tolist(), lon, lat, limit, unit) + _bisect(order[half:].tolist(), lon, lat, limit, unit)
+
+
+def _pools(stops: Sequence[Stop], lon: np.ndarray, lat: np.ndarray, capacity: int) -> list[_Pool]:
+    by_group: dict[int, list[int]] = {}
+    for i in sorted(range(len(stops)), key=lambda i: (stops[i].group, stops[i].id)):
+        by_group.setdefault(stops[i].group, []).append(i)
+    limit = max(capacity, (_MAX_POOL // capacity) * capacity)
+    pools: list[_Pool] = []
+    for group in sorted(by_group):
+        members = by_group[group]
+        prio = [i for i in members if stops[i].priority]
+        normal = [i for i in members if not stops[i].priority]
+        if len(prio) + len(normal) <= limit:
+            pools.append(_Pool(prio, normal))
+            continue
+        first_prio: list[int] = []
+        if len(prio) > limit:
+            chunks = _bisect(prio, lon, lat, limit, capacity)
+            pools.extend(_Pool(c, []) for c in chunks[:-1])
+            first_prio = chunks[-1]
+        else:
+            first_prio = prio
+        chunks = _bisect(normal, lon, lat, limit, capacity) if normal else [[]]
+        # The priority stops join the chunk nearest to them.
+        if first_prio and len(chunks) > 1:
+            cx, cy = float(lon[first_prio].mean()), float(lat[first_prio].mean())
+            near = min(range(len(chunks)), key=lambda c: (lon[chunks[c]].mean() - cx) ** 2
+                       + (lat[chunks[c]].mean() - cy) ** 2)
+            chunks.insert(0, chunks.pop(near))
+        pools.append(_Pool(first_prio, chunks[0]))
+        pools.extend(_Pool([], c) for c in chunks[1:])
+    return [p for p in pools if p.priority or p.normal]
+
+
+# --- days ------------------------------------------------------------------------------------
+
+
+def _band(position: int, n: int, bands: tuple[str, ...]) -> str:
+    """Time band of the 0-based `position` in a day of n stops: positions split evenly, in order."""
+    if not bands:
+        return ""
+    return bands[position * len(bands) // n]
+
+
+def _conflicts(seq: list[int], stops: Sequence[Stop], weekday: int, bands: tuple[str, ...]) -> list[int]:
+    """Stops of `seq` that would repeat the weekday and band of their absent attempt. A previous
+    attempt without a known band (or a campaign without bands) rules out the whole weekday."""
+    out = []
+    for pos, i in enumerate(seq):
+        s = stops[i]
+        if s.attempt <= 1 or s.avoid_weekday is None or s.avoid_weekday != weekday:
+            continue
+        if not bands or not s.avoid_band or s.avoid_band == _band(pos, len(seq), bands):
+            out.append(i)
+    return out
+
+
+def _day(seq: list[int], stops: Sequence[Stop], weekday: int, bands: tuple[str, ...]) -> tuple[list[int], list[int]]:
+    """Choose the direction of a closed tour with the fewest re-attempt conflicts; conflicting
+    stops are dropped (deferred) until none remain. Returns (day order, deferred)."""
+    deferred: list[int] = []
+    while seq:
+        forward = _conflicts(seq, stops, weekday, bands)
+        if not forward:
+            break
+        backward = _conflicts(seq[::-1], stops, weekday, bands)
+        if len(backward) < len(forward):
+            seq, bad = seq[::-1], backward
+            if not bad:
+                break
+        else:
+            bad = forward
+        gone = set(bad)
+        deferred.extend(bad)
+        seq = [i for i in seq if i not in gone]
+    return seq, deferred
+
+
 def plan_partner(request: PartnerPlanRequest, progress: Callable[[float], None] | None = None) -> PartnerPlan:
-    raise NotImplementedError
+    """Plan every stop of one partner corporation onto its workers' days (see the module docstring)."""
+    if request.capacity < 1:
+        raise ValueError("capacity must be at least 1")
+    stops = request.stops
+    cap = request.capacity
+    bands = tuple(request.bands)
+    office = (float(request.office[0]), float(request.office[1]))
+    slots = sorted({(d, w.worker_id) for w in request.workers for d in w.dates})
+    plan = PartnerPlan()
+    if not stops:
+        if progress:
+            progress(1.0)
+        return plan
+    lon = np.array([s.lon for s in stops], dtype=np.float64)
+    lat = np.array([s.lat for s in stops], dtype=np.float64)
+    pools = _pools(stops, lon, lat, cap)
+    total = len(stops)
+    done = 0
+    slot = 0
+
+    def emit(route: list[int]) -> list[int]:
+        """Put one day on the next free worker-day; return the deferred stops."""
+        nonlocal slot
+        if slot >= len(slots):
+            plan.unplaced.extend(stops[i].id for i in route)
+            return []
+        date, worker = slots[slot]
+        slot += 1
+        seq, deferred = _day(route, stops, date.isoweekday(), bands)
+        if not seq:
+            return deferred
+        previous = office
+        for pos, i in enumerate(seq):
+            here = (stops[i].lon, stops[i].lat)
+            leg = haversine_m(previous[0], previous[1], here[0], here[1])
+            plan.visits.append(PlannedStop(stops[i].id, worker, date, _band(pos, len(seq), bands), pos + 1, leg))
+            plan.total_m += leg
+            previous = here
+        plan.total_m += haversine_m(previous[0], previous[1], office[0], office[1])
+        plan.worker_days += 1
+        return deferred
+
+    carry: list[int] = []
+    deferred: list[int] = []
+    for n, pool in enumerate(pools):
+        if slot >= len(slots):
+            plan.unplaced.extend(stops[i].id for i in carry + deferred)
+            for rest in pools[n:]:
+                plan.unplaced.extend(stops[i].id for i in rest.priority + rest.normal)
+            carry, deferred = [], []
+            break
+        target = None
+        if n + 1 < len(pools):
+            nxt = pools[n + 1].priority + pools[n + 1].normal
+            target = (float(lon[nxt].mean()), float(lat[nxt].mean()))
+        days, carry_next = _solve_pool(lon, lat, office, pool, carry + deferred, cap, target)
+        done += len(pool.priority) + len(pool.normal)
+        carry, deferred = carry_next, []
+        for route in days:
+            deferred.extend(emit(route))
+        if progress:
+            progress(min(0.99, done / total))
+
+    # The campaign's tail: what was deferred after the last pool (only re-attempts).
+    pending = carry + deferred
+    while pending:
+        if slot >= len(slots):
+            plan.unplaced.extend(stops[i].id for i in pending)
+            break
+        days, _ = _solve_pool(lon, lat, office, _Pool([], []), pending, cap, None)
+        pending = []
+        for route in days:
+            pending.extend(emit(route))
+    if progress:
+        progress(1.0)
+    return plan

@@ -1,0 +1,81 @@
+"""manage.py import_households: load a municipality's 世帯 (and 世帯員) from CSV, then assign 自治会.
+The work is in neighborhoods.importers.households; this only parses options and prints."""
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from backend.errors import TsunaguError
+from neighborhoods.importers.households import (
+    ENCODINGS,
+    MAX_SHOWN_UNASSIGNED,
+    WGS84,
+    Coordinates,
+    HouseholdImport,
+    format_problems,
+    import_households,
+    municipality_by_code,
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Import households (external_id,address,address_kana,lat,lon,status,living_arrangement,risk_flags,"
+        "neighborhood_code) and optionally residents from CSV (UTF-8 or Shift_JIS/CP932), upserting by "
+        "external_id, then assign each household to its 自治会. All or nothing unless --skip-invalid."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("csv", help="households CSV")
+        parser.add_argument("--municipality", required=True, help="全国地方公共団体コード, e.g. 313726")
+        parser.add_argument("--residents", default=None, help="residents CSV (household_external_id,name,kana,birth_year,relation,flags)")
+        parser.add_argument("--encoding", choices=ENCODINGS, default="auto")
+        parser.add_argument("--srid", type=int, default=WGS84, help="EPSG code of --x-field/--y-field (e.g. 6673)")
+        parser.add_argument("--lat-field", default=None, help="latitude column (default: lat)")
+        parser.add_argument("--lon-field", default=None, help="longitude column (default: lon)")
+        parser.add_argument("--x-field", default=None, help="easting column, in --srid (default: x)")
+        parser.add_argument("--y-field", default=None, help="northing column, in --srid (default: y)")
+        parser.add_argument("--skip-invalid", action="store_true", help="write the valid rows, report the others")
+        parser.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
+        parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress lines")
+
+    def handle(self, *args, **options) -> None:
+        verbose = options["verbosity"] > 0
+        try:
+            report = import_households(
+                municipality=municipality_by_code(options["municipality"]),
+                path=options["csv"],
+                residents_path=options["residents"],
+                encoding=options["encoding"],
+                coords=Coordinates.from_options(
+                    lat_field=options["lat_field"], lon_field=options["lon_field"],
+                    x_field=options["x_field"], y_field=options["y_field"], srid=options["srid"],
+                ),
+                skip_invalid=options["skip_invalid"],
+                dry_run=options["dry_run"],
+                progress=self.stdout.write if verbose and options["progress"] else None,
+            )
+        except TsunaguError as exc:
+            raise CommandError(exc.message) from exc
+        if verbose:
+            self._summary(report)
+
+    def _summary(self, report: HouseholdImport) -> None:
+        out = self.stdout.write
+        if report.skipped:
+            self.stderr.write(format_problems(report.skipped, "those rows were skipped"))
+        out(f"{report.file} ({report.encoding}): {report.rows_read} rows")
+        out(f"households: {report.households}")
+        if report.residents is not None:
+            out(f"residents ({report.residents_file}): {report.residents}")
+            if report.repeated_names:
+                out(f"  {report.repeated_names} names occur more than once in one household (each matched one to one)")
+        assignment = report.assignment
+        out(f"自治会 assignment: {assignment.changed} households changed 自治会")
+        out(f"households in no 自治会: {assignment.unassigned}")
+        for external_id, address in report.unassigned:
+            out(f"  {external_id} {address}")
+        if assignment.unassigned > MAX_SHOWN_UNASSIGNED:
+            out(f"  … and {assignment.unassigned - MAX_SHOWN_UNASSIGNED} more")
+        if report.dry_run:
+            out(self.style.WARNING("dry run: nothing was written"))
+        else:
+            out(self.style.SUCCESS("import done"))

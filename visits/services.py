@@ -1,0 +1,672 @@
+"""Writes about campaigns and schedules (世帯訪問調査). Each function is a transaction; planning runs
+as a django-q2 job whose result is written all at once (nothing half-planned)."""
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Max, Q
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.roles import Role
+from backend.errors import Conflict, InvalidInput, NotFound
+from neighborhoods.models import Household, HouseholdStatus, Municipality, Neighborhood
+from neighborhoods.services import _full_clean
+from visits import planning
+from visits.calendar import working_days
+from visits.models import (
+    Allocation,
+    Campaign,
+    CampaignHousehold,
+    CampaignNeighborhood,
+    Hearing,
+    PartnerOrganization,
+    PlanningJob,
+    ScheduledVisit,
+    WorkerAvailability,
+    WorkerDayOff,
+)
+
+logger = logging.getLogger("tsunagu.visits")
+
+# Households already known to be empty are not visited.
+SKIPPED_STATUSES = (HouseholdStatus.VACANT, HouseholdStatus.MOVED)
+CAMPAIGN_FIELDS = ("fiscal_year", "name", "start_date", "end_date", "visits_per_worker_day", "max_attempts", "time_bands")
+
+
+# --- campaigns -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_campaign(*, municipality: Municipality, by: User | None, **fields) -> Campaign:
+    campaign = Campaign(municipality=municipality, created_by=by, **{k: v for k, v in fields.items() if k in CAMPAIGN_FIELDS})
+    _full_clean(campaign)
+    if Campaign.objects.filter(municipality=municipality, fiscal_year=campaign.fiscal_year, name=campaign.name).exists():
+        raise Conflict("A campaign with this name exists for the fiscal year.", code="duplicate_campaign")
+    campaign.save()
+    return campaign
+
+
+@transaction.atomic
+def update_campaign(*, campaign: Campaign, changes: dict) -> Campaign:
+    locked = _lock_campaign(campaign)
+    if locked.status == Campaign.Status.CLOSED:
+        raise Conflict("The campaign is closed.", code="campaign_closed")
+    status = changes.pop("status", None)
+    for name, value in changes.items():
+        setattr(locked, name, value)
+    _full_clean(locked)
+    if status and status != locked.status:
+        _change_status(locked, status)
+    locked.save()
+    return locked
+
+
+def _change_status(campaign: Campaign, status: str) -> None:
+    allowed = {("draft", "running"), ("running", "closed"), ("draft", "closed")}
+    if (campaign.status, status) not in allowed:
+        raise Conflict(f"A campaign cannot go from {campaign.status} to {status}.", code="invalid_transition")
+    if status == Campaign.Status.RUNNING:
+        _check_no_running_overlap(campaign, campaign.targets.values_list("neighborhood_id", flat=True))
+    if status == Campaign.Status.CLOSED:
+        # What was still to do is not done: open visits are cancelled (devices purge them).
+        ScheduledVisit.objects.filter(campaign=campaign, status=ScheduledVisit.Status.PLANNED).update(
+            status=ScheduledVisit.Status.CANCELLED, version=F("version") + 1, updated_at=timezone.now()
+        )
+    campaign.status = status
+
+
+def _lock_campaign(campaign: Campaign) -> Campaign:
+    return Campaign.objects.select_for_update().get(pk=campaign.pk)
+
+
+def _check_no_running_overlap(campaign: Campaign, neighborhood_ids: Iterable[int]) -> None:
+    """A 自治会 is in at most one running campaign. The municipality row is locked so that two
+    campaigns starting at once cannot both pass this check."""
+    Municipality.objects.select_for_update().filter(pk=campaign.municipality_id).first()
+    clashes = (
+        CampaignNeighborhood.objects.filter(
+            neighborhood_id__in=list(neighborhood_ids), campaign__status=Campaign.Status.RUNNING
+        )
+        .exclude(campaign=campaign)
+        .select_related("neighborhood", "campaign")
+    )
+    if clashes:
+        details = [
+            {"neighborhood_id": c.neighborhood_id, "neighborhood": c.neighborhood.name, "campaign_id": c.campaign_id,
+             "campaign": c.campaign.name}
+            for c in clashes
+        ]
+        names = ", ".join(sorted({d["neighborhood"] for d in details}))
+        raise Conflict(f"These 自治会 are already in a running campaign: {names}.", code="neighborhood_in_running_campaign",
+                       details=details)
+
+
+@transaction.atomic
+def set_targets(*, campaign: Campaign, neighborhood_ids: list[int]) -> list[CampaignNeighborhood]:
+    """The campaign's 自治会, in visiting order."""
+    locked = _lock_campaign(campaign)
+    if locked.status == Campaign.Status.CLOSED:
+        raise Conflict("The campaign is closed.", code="campaign_closed")
+    if len(set(neighborhood_ids)) != len(neighborhood_ids):
+        raise InvalidInput("A 自治会 appears twice in the list.", details=[{"loc": ["body", "neighborhood_ids"]}])
+    found = set(
+        Neighborhood.objects.filter(municipality_id=locked.municipality_id, pk__in=neighborhood_ids).values_list("pk", flat=True)
+    )
+    missing = [n for n in neighborhood_ids if n not in found]
+    if missing:
+        raise NotFound(f"No such 自治会: {missing}", details={"neighborhood_ids": missing})
+    if locked.status == Campaign.Status.RUNNING:
+        _check_no_running_overlap(locked, neighborhood_ids)
+    removed = set(locked.targets.values_list("neighborhood_id", flat=True)) - set(neighborhood_ids)
+    if removed and ScheduledVisit.objects.filter(campaign=locked, neighborhood_id__in=removed).exists():
+        raise Conflict("自治会 with scheduled visits cannot be removed.", code="has_visits", details={"neighborhood_ids": sorted(removed)})
+    locked.targets.all().delete()
+    Allocation.objects.filter(campaign=locked, neighborhood_id__in=removed).delete()
+    return CampaignNeighborhood.objects.bulk_create(
+        CampaignNeighborhood(campaign=locked, neighborhood_id=n, position=i) for i, n in enumerate(neighborhood_ids, 1)
+    )
+
+
+@transaction.atomic
+def set_allocations(*, campaign: Campaign, allocations: list[tuple[int, int]]) -> list[Allocation]:
+    """Hand the campaign's 自治会 to partner corporations: [(neighborhood_id, partner_id), …]."""
+    locked = _lock_campaign(campaign)
+    if locked.status == Campaign.Status.CLOSED:
+        raise Conflict("The campaign is closed.", code="campaign_closed")
+    targets = set(locked.targets.values_list("neighborhood_id", flat=True))
+    partners = set(PartnerOrganization.objects.filter(municipality_id=locked.municipality_id).values_list("pk", flat=True))
+    problems = []
+    for i, (hood, partner) in enumerate(allocations):
+        if hood not in targets:
+            problems.append({"loc": ["body", "allocations", i, "neighborhood_id"], "msg": "not a target of this campaign"})
+        if partner not in partners:
+            problems.append({"loc": ["body", "allocations", i, "partner_organization_id"], "msg": "no such partner corporation"})
+    if problems:
+        raise InvalidInput("; ".join(f"allocations[{p['loc'][2]}]: {p['msg']}" for p in problems), details=problems)
+    current = dict(Allocation.objects.filter(campaign=locked).values_list("neighborhood_id", "partner_organization_id"))
+    changed = [hood for hood, partner in allocations if current.get(hood) not in (None, partner)]
+    if changed and ScheduledVisit.objects.filter(campaign=locked, neighborhood_id__in=changed).exists():
+        raise Conflict(
+            "Some of these 自治会 already have visits; move them with the reassign endpoint.",
+            code="has_visits", details={"neighborhood_ids": changed},
+        )
+    result = []
+    for hood, partner in allocations:
+        obj, _ = Allocation.objects.update_or_create(
+            campaign=locked, neighborhood_id=hood,
+            defaults={"partner_organization_id": partner, "municipality_id": locked.municipality_id},
+        )
+        result.append(obj)
+    return result
+
+
+# --- hearings --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def record_hearing(
+    *, campaign: Campaign, neighborhood: Neighborhood, held_on: dt.date, attendees: list[dict], notes: str,
+    priorities: list[tuple], by: User,
+) -> Hearing:
+    """ヒアリング: the chair's and 民生委員's 気になる世帯 become priority households of the campaign."""
+    if campaign.status == Campaign.Status.CLOSED:
+        raise Conflict("The campaign is closed.", code="campaign_closed")
+    if not campaign.targets.filter(neighborhood=neighborhood).exists():
+        raise InvalidInput("This 自治会 is not a target of the campaign.", details=[{"loc": ["body", "neighborhood_id"]}])
+    households = {
+        str(h.pk): h for h in Household.objects.filter(municipality_id=campaign.municipality_id, pk__in=[p[0] for p in priorities])
+    }
+    problems = []
+    for i, (household_id, _reason) in enumerate(priorities):
+        h = households.get(str(household_id))
+        if h is None:
+            problems.append({"loc": ["body", "priorities", i, "household_id"], "msg": "no such household"})
+        elif h.location is None:
+            problems.append({"loc": ["body", "priorities", i, "household_id"], "msg": "the household has no location"})
+        elif h.neighborhood_id != neighborhood.pk:
+            problems.append({"loc": ["body", "priorities", i, "household_id"], "msg": "the household is not in this 自治会"})
+    if problems:
+        raise InvalidInput("; ".join(f"priorities[{p['loc'][2]}]: {p['msg']}" for p in problems), details=problems)
+    hearing = Hearing.objects.create(
+        municipality_id=campaign.municipality_id, campaign=campaign, neighborhood=neighborhood, held_on=held_on,
+        attendees=attendees, notes=notes, recorded_by=by,
+    )
+    for household_id, reason in priorities:
+        CampaignHousehold.objects.update_or_create(
+            campaign=campaign, household_id=household_id,
+            defaults={"municipality_id": campaign.municipality_id, "neighborhood": neighborhood, "priority": True,
+                      "priority_reason": reason, "hearing": hearing},
+        )
+    return hearing
+
+
+# --- workers ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def set_availability(*, worker: User, weekdays: list[int], start_time: dt.time, end_time: dt.time) -> WorkerAvailability:
+    if worker.role != Role.OUTREACH_WORKER:
+        raise InvalidInput("Availability is for outreach workers.")
+    obj, _ = WorkerAvailability.objects.get_or_create(worker=worker)
+    obj.weekdays, obj.start_time, obj.end_time = sorted(set(weekdays)), start_time, end_time
+    _full_clean(obj)
+    obj.save()
+    return obj
+
+
+@transaction.atomic
+def add_days_off(*, worker: User, dates: list[dt.date], reason: str = "") -> int:
+    if worker.role != Role.OUTREACH_WORKER:
+        raise InvalidInput("Days off are for outreach workers.")
+    created = WorkerDayOff.objects.bulk_create(
+        [WorkerDayOff(worker=worker, date=d, reason=reason) for d in dates], ignore_conflicts=True
+    )
+    return len(created)
+
+
+# --- planning --------------------------------------------------------------------------------
+
+
+def request_planning(*, campaign: Campaign, kind: str, by: User, from_date: dt.date | None = None) -> PlanningJob:
+    """Check the campaign can be planned (4xx otherwise, nothing written), then queue the job.
+    A second request while one is queued or running is refused (409) by a partial unique index."""
+    today = timezone.localdate()
+    if kind == PlanningJob.Kind.REPLAN:
+        from_date = from_date or today + dt.timedelta(days=1)
+        if from_date < today:
+            raise InvalidInput("from_date cannot be in the past.", details=[{"loc": ["body", "from_date"]}])
+    else:
+        from_date = max(campaign.start_date, from_date or campaign.start_date)
+    validate_plannable(campaign=campaign, kind=kind, from_date=from_date)
+    try:
+        with transaction.atomic():
+            job = PlanningJob.objects.create(
+                municipality_id=campaign.municipality_id, campaign=campaign, kind=kind, from_date=from_date, requested_by=by
+            )
+    except IntegrityError as exc:
+        active = PlanningJob.objects.filter(campaign=campaign, status__in=["queued", "running"]).first()
+        raise Conflict(
+            "A planning job for this campaign is already queued or running.", code="job_running",
+            details={"job_id": str(active.pk) if active else None},
+        ) from exc
+    from django_q.tasks import async_task
+
+    transaction.on_commit(lambda: async_task("visits.tasks.run_planning_job_task", str(job.pk), task_name=f"plan-{job.pk}"))
+    return job
+
+
+def validate_plannable(*, campaign: Campaign, kind: str, from_date: dt.date) -> None:
+    problems: list[dict] = []
+    if campaign.status == Campaign.Status.CLOSED:
+        raise Conflict("The campaign is closed.", code="campaign_closed")
+    if from_date > campaign.end_date:
+        raise InvalidInput("Nothing to plan: the campaign has ended.", code="campaign_ended")
+    has_visits = ScheduledVisit.objects.filter(campaign=campaign).exists()
+    if kind == PlanningJob.Kind.GENERATE and has_visits:
+        raise Conflict("This campaign already has a schedule; re-plan it instead.", code="already_planned")
+    targets = list(campaign.targets.select_related("neighborhood"))
+    if not targets:
+        raise InvalidInput("The campaign has no 自治会.", code="no_targets")
+    allocations = dict(Allocation.objects.filter(campaign=campaign).values_list("neighborhood_id", "partner_organization_id"))
+    unallocated = [t.neighborhood.name for t in targets if t.neighborhood_id not in allocations]
+    if unallocated:
+        problems.append({"code": "unallocated", "msg": f"自治会 without a partner corporation: {', '.join(unallocated)}"})
+    partners = PartnerOrganization.objects.filter(pk__in=set(allocations.values()))
+    released = (
+        list(_replannable(campaign, from_date).values_list("household_id", flat=True))
+        if kind == PlanningJob.Kind.REPLAN else []
+    )
+    needs = _households_to_plan(campaign, also=released).values("neighborhood_id")
+    per_partner: dict[int, int] = defaultdict(int)
+    for row in needs:
+        per_partner[allocations.get(row["neighborhood_id"])] += 1
+    for partner in partners:
+        workers = _workers(partner)
+        if not workers:
+            problems.append({"code": "no_workers", "msg": f"{partner.name} has no active outreach workers", "partner_id": partner.pk})
+            continue
+        slots = sum(len(_worker_dates(w, from_date, campaign.end_date)) for w in workers)
+        capacity = slots * campaign.visits_per_worker_day
+        if per_partner.get(partner.pk, 0) > capacity:
+            problems.append({
+                "code": "capacity", "partner_id": partner.pk,
+                "msg": f"{partner.name}: {per_partner[partner.pk]} households but only {slots} worker-days x "
+                       f"{campaign.visits_per_worker_day} visits = {capacity} before {campaign.end_date}",
+            })
+    no_location = list(
+        _households_to_plan(campaign, also=released).filter(location__isnull=True).values_list("external_id", flat=True)[:50]
+    )
+    if no_location:
+        problems.append({"code": "no_location", "msg": f"households with no location: {', '.join(no_location)}"})
+    if problems:
+        raise InvalidInput("The campaign cannot be planned: " + "; ".join(p["msg"] for p in problems),
+                           code="not_plannable", details=problems)
+
+
+def _households_to_plan(campaign: Campaign, also: list | None = None):
+    """Households of the campaign's 自治会 not finished, not leaflet-due and not already scheduled
+    (plus `also`: scheduled ones being re-planned)."""
+    target_hoods = campaign.targets.values("neighborhood_id")
+    finished = CampaignHousehold.objects.filter(campaign=campaign).filter(
+        Q(state__in=CampaignHousehold.FINAL_STATES) | Q(state=CampaignHousehold.State.LEAFLET_DUE)
+        | Q(state=CampaignHousehold.State.SCHEDULED)
+    ).values("household_id")
+    if also:
+        finished = finished.exclude(household_id__in=also)
+    return (
+        Household.objects.filter(municipality_id=campaign.municipality_id, neighborhood_id__in=target_hoods)
+        .exclude(status__in=SKIPPED_STATUSES)
+        .exclude(pk__in=finished)
+    )
+
+
+def _workers(partner: PartnerOrganization) -> list[User]:
+    return list(
+        User.objects.filter(partner_organization=partner, role=Role.OUTREACH_WORKER, is_active=True)
+        .select_related("availability").prefetch_related("days_off").order_by("pk")
+    )
+
+
+def _worker_dates(worker: User, start: dt.date, end: dt.date) -> list[dt.date]:
+    availability = getattr(worker, "availability", None)
+    weekdays = availability.weekdays if availability and availability.weekdays else None
+    return working_days(start, end, weekdays=weekdays or (1, 2, 3, 4, 5), days_off=[d.date for d in worker.days_off.all()])
+
+
+def run_planning_job(job_id: str) -> dict:
+    """The job body. Safe to run twice: a finished job is left alone, and the schedule is written
+    in one transaction that first re-checks the job is still running."""
+    claimed = PlanningJob.objects.filter(pk=job_id, status__in=["queued", "running"]).update(
+        status=PlanningJob.Status.RUNNING, started_at=timezone.now(), progress=0
+    )
+    if not claimed:
+        return {"skipped": True}
+    job = PlanningJob.objects.select_related("campaign").get(pk=job_id)
+    try:
+        result = _plan(job)
+    except Exception as exc:
+        logger.exception("planning job %s failed", job_id)
+        PlanningJob.objects.filter(pk=job_id, status=PlanningJob.Status.RUNNING).update(
+            status=PlanningJob.Status.FAILED, message=str(exc)[:300], finished_at=timezone.now()
+        )
+        return {"failed": str(exc)}
+    return result
+
+
+def _set_progress(job: PlanningJob, fraction: float, message: str = "") -> None:
+    # Outside the writing transaction, so the API sees it while the job runs.
+    PlanningJob.objects.filter(pk=job.pk).update(progress=max(0, min(99, int(fraction * 100))), message=message[:300])
+
+
+def _plan(job: PlanningJob) -> dict:
+    """Compute outside any transaction (progress stays visible), then write everything at once."""
+    campaign = job.campaign
+    from_date = job.from_date or campaign.start_date
+    allocations = {
+        a.neighborhood_id: a.partner_organization
+        for a in Allocation.objects.filter(campaign=campaign).select_related("partner_organization")
+    }
+    positions = dict(campaign.targets.values_list("neighborhood_id", "position"))
+    states = {str(ch.household_id): ch for ch in CampaignHousehold.objects.filter(campaign=campaign)}
+    released: list = []
+    kept_slots: set = set()
+    if job.kind == PlanningJob.Kind.REPLAN:
+        # Re-planning keeps what is done and what was handed out (issued); planned visits from
+        # from_date on are planned again.
+        released = list(_replannable(campaign, from_date).values_list("household_id", flat=True))
+        kept_slots = set(
+            ScheduledVisit.objects.filter(campaign=campaign, status=ScheduledVisit.Status.ISSUED, date__gte=from_date)
+            .values_list("worker_id", "date")
+        )
+    households = list(_households_to_plan(campaign, also=released).only("pk", "location", "neighborhood_id"))
+    stops_by_partner: dict[int, list[planning.Stop]] = defaultdict(list)
+    partners: dict[int, PartnerOrganization] = {}
+    for h in households:
+        partner = allocations.get(h.neighborhood_id)
+        state = states.get(str(h.pk))
+        attempts = state.attempts if state else 0
+        if partner is None or h.location is None or attempts >= campaign.max_attempts:
+            continue  # validated before queueing; attempts used up → leaflet (below)
+        last = state.last_attempt_date if state else None
+        stops_by_partner[partner.pk].append(planning.Stop(
+            id=str(h.pk), lon=h.location.x, lat=h.location.y, group=positions.get(h.neighborhood_id, 0),
+            priority=bool(state and state.priority), attempt=attempts + 1,
+            avoid_weekday=last.isoweekday() if last else None,
+            avoid_band=(state.last_attempt_band or None) if state else None,
+        ))
+        partners[partner.pk] = partner
+
+    plans: dict[int, planning.PartnerPlan] = {}
+    count = max(1, len(stops_by_partner))
+    for i, (partner_id, stops) in enumerate(sorted(stops_by_partner.items())):
+        partner = partners[partner_id]
+        request = planning.PartnerPlanRequest(
+            office=_office(partner, stops),
+            stops=tuple(stops),
+            workers=tuple(
+                planning.WorkerDays(worker_id=w.pk, dates=tuple(
+                    d for d in _worker_dates(w, from_date, campaign.end_date) if (w.pk, d) not in kept_slots
+                ))
+                for w in _workers(partner)
+            ),
+            capacity=campaign.visits_per_worker_day,
+            bands=tuple(campaign.time_bands),
+        )
+        label = f"planning {partner.name}"
+        plans[partner_id] = planning.plan_partner(
+            request, progress=lambda f, i=i, label=label: _set_progress(job, (i + f) / count, label)
+        )
+    with transaction.atomic():
+        return _write_plan(job, plans, partners, households, states, released, from_date)
+
+
+def _replannable(campaign: Campaign, from_date: dt.date):
+    return ScheduledVisit.objects.filter(campaign=campaign, status=ScheduledVisit.Status.PLANNED, date__gte=from_date)
+
+
+def _office(partner: PartnerOrganization, stops: list[planning.Stop]) -> tuple[float, float]:
+    if partner.office is not None:
+        return (partner.office.x, partner.office.y)
+    # No office recorded: start from the middle of the corporation's households.
+    return (sum(s.lon for s in stops) / len(stops), sum(s.lat for s in stops) / len(stops))
+
+
+def _write_plan(job, plans, partners, households, states, released: list, from_date: dt.date) -> dict:
+    campaign = job.campaign
+    locked = PlanningJob.objects.select_for_update().get(pk=job.pk)
+    if locked.status != PlanningJob.Status.RUNNING:
+        return {"skipped": True}
+    cancelled = _replannable(campaign, from_date).filter(household_id__in=released).update(
+        status=ScheduledVisit.Status.CANCELLED, version=F("version") + 1, updated_at=timezone.now()
+    )
+    CampaignHousehold.objects.filter(campaign=campaign, household_id__in=released, state="scheduled").update(
+        state=CampaignHousehold.State.PENDING
+    )
+    by_id = {str(h.pk): h for h in households}
+    visits: list[ScheduledVisit] = []
+    unplaced: list[str] = []
+    attempts: dict[str, int] = {}
+    priority = {hid for hid, st in states.items() if st.priority}
+    for partner_id, plan in plans.items():
+        unplaced += plan.unplaced
+        for p in plan.visits:
+            h = by_id[p.stop_id]
+            attempt = (states[p.stop_id].attempts if p.stop_id in states else 0) + 1
+            attempts[p.stop_id] = attempt
+            visits.append(ScheduledVisit(
+                municipality_id=campaign.municipality_id, campaign=campaign, household_id=h.pk,
+                neighborhood_id=h.neighborhood_id, partner_organization_id=partner_id, worker_id=p.worker_id,
+                date=p.date, time_band=p.band, route_order=p.order, attempt=attempt, priority=p.stop_id in priority,
+                leg_m=p.leg_m,
+            ))
+    ScheduledVisit.objects.bulk_create(visits, batch_size=2000)
+    # Every household of the campaign has a state row; planned ones are "scheduled".
+    CampaignHousehold.objects.bulk_create(
+        [CampaignHousehold(municipality_id=campaign.municipality_id, campaign=campaign, household_id=h.pk,
+                           neighborhood_id=h.neighborhood_id) for h in households],
+        ignore_conflicts=True, batch_size=2000,
+    )
+    CampaignHousehold.objects.filter(campaign=campaign, household_id__in=list(attempts)).update(
+        state=CampaignHousehold.State.SCHEDULED
+    )
+    leaflets = CampaignHousehold.objects.filter(
+        campaign=campaign, state=CampaignHousehold.State.PENDING, attempts__gte=campaign.max_attempts
+    ).update(state=CampaignHousehold.State.LEAFLET_DUE)
+    result = {
+        "visits": len(visits),
+        "unplaced": len(unplaced),
+        "unplaced_households": unplaced[:100],
+        "cancelled": cancelled,
+        "leaflet_due": leaflets,
+        "worker_days": sum(p.worker_days for p in plans.values()),
+        "total_km": round(sum(p.total_m for p in plans.values()) / 1000, 1),
+        "partners": {
+            partners[pid].code: {"visits": len(p.visits), "worker_days": p.worker_days, "total_km": round(p.total_m / 1000, 1)}
+            for pid, p in plans.items()
+        },
+    }
+    locked.status = PlanningJob.Status.DONE
+    locked.progress = 100
+    locked.result = result
+    locked.finished_at = timezone.now()
+    locked.message = f"{len(visits)} visits planned" + (f", {len(unplaced)} could not be placed" if unplaced else "")
+    locked.save(update_fields=["status", "progress", "result", "finished_at", "message"])
+    return result
+
+
+# --- outcomes and reassignment ------------------------------------------------------------------
+
+
+OUTCOME_STATES = {
+    "met": CampaignHousehold.State.MET,
+    "refused": CampaignHousehold.State.REFUSED,
+    "moved": CampaignHousehold.State.MOVED,
+    "vacant": CampaignHousehold.State.VACANT,
+    "leaflet_left": CampaignHousehold.State.LEAFLET_LEFT,
+}
+
+
+@transaction.atomic
+def record_outcome(*, visit: ScheduledVisit, outcome: str) -> ScheduledVisit:
+    """What happened at the door drives the campaign: a final outcome closes the household; 不在
+    counts an attempt and, once the policy's attempts are used, marks a leaflet (相談窓口の周知)."""
+    locked = ScheduledVisit.objects.select_for_update().select_related("campaign").get(pk=visit.pk)
+    if locked.status in (ScheduledVisit.Status.DONE, ScheduledVisit.Status.ABSENT):
+        return locked  # already recorded: the same outcome arriving twice changes nothing
+    if locked.status == ScheduledVisit.Status.CANCELLED:
+        raise Conflict("This visit was cancelled.", code="visit_cancelled")
+    state, _ = CampaignHousehold.objects.select_for_update().get_or_create(
+        campaign=locked.campaign, household_id=locked.household_id,
+        defaults={"municipality_id": locked.municipality_id, "neighborhood_id": locked.neighborhood_id},
+    )
+    if outcome == "absent":
+        locked.status = ScheduledVisit.Status.ABSENT
+        state.attempts += 1
+        state.last_attempt_date = locked.date
+        state.last_attempt_band = locked.time_band
+        state.state = (
+            CampaignHousehold.State.LEAFLET_DUE if state.attempts >= locked.campaign.max_attempts
+            else CampaignHousehold.State.PENDING
+        )
+    elif outcome in OUTCOME_STATES:
+        locked.status = ScheduledVisit.Status.DONE
+        state.attempts += 1
+        state.last_attempt_date = locked.date
+        state.last_attempt_band = locked.time_band
+        state.state = OUTCOME_STATES[outcome]
+    else:
+        raise InvalidInput(f"Unknown outcome {outcome!r}.")
+    locked.version += 1
+    locked.save(update_fields=["status", "version", "updated_at"])
+    state.save()
+    return locked
+
+
+def issue_visits(*, worker: User, date: dt.date) -> int:
+    """Mark a worker's planned visits of a day as handed out (their device has them): re-planning
+    keeps them."""
+    return ScheduledVisit.objects.filter(worker=worker, date=date, status=ScheduledVisit.Status.PLANNED).update(
+        status=ScheduledVisit.Status.ISSUED, version=F("version") + 1, updated_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def reassign_visit(*, visit: ScheduledVisit, worker: User) -> ScheduledVisit:
+    """Give one open visit to another worker of the same corporation, on the same day, at the end
+    of their route. Nothing else moves."""
+    locked = ScheduledVisit.objects.select_for_update().get(pk=visit.pk)
+    if locked.status not in (ScheduledVisit.Status.PLANNED, ScheduledVisit.Status.ISSUED):
+        raise Conflict(f"A {locked.status} visit cannot be reassigned.", code="visit_closed")
+    _check_worker(worker, locked.partner_organization_id)
+    last = ScheduledVisit.objects.filter(worker=worker, date=locked.date).aggregate(m=Max("route_order"))["m"] or 0
+    locked.worker = worker
+    locked.route_order = last + 1
+    locked.version += 1
+    locked.save(update_fields=["worker", "route_order", "version", "updated_at"])
+    return locked
+
+
+def _check_worker(worker: User, partner_id: int) -> None:
+    if worker.role != Role.OUTREACH_WORKER or not worker.is_active:
+        raise InvalidInput("The new worker must be an active outreach worker.", details=[{"loc": ["body", "worker_id"]}])
+    if worker.partner_organization_id != partner_id:
+        raise InvalidInput(
+            "The worker belongs to another corporation than the one this 自治会 is allocated to.",
+            code="worker_of_other_partner", details=[{"loc": ["body", "worker_id"]}],
+        )
+
+
+@transaction.atomic
+def reassign_neighborhood(
+    *, campaign: Campaign, neighborhood: Neighborhood, partner: PartnerOrganization, worker: User | None = None
+) -> dict:
+    """Hand a 自治会 to another corporation and/or worker. With a worker, its open visits move to
+    that worker on the same days; without one, they are cancelled and the households wait for the
+    next re-plan with the new corporation. Nothing outside the 自治会 moves."""
+    allocation = Allocation.objects.select_for_update().filter(campaign=campaign, neighborhood=neighborhood).first()
+    if allocation is None:
+        raise NotFound("This 自治会 is not allocated in the campaign.")
+    if worker is not None:
+        _check_worker(worker, partner.pk)
+    allocation.partner_organization = partner
+    allocation.save(update_fields=["partner_organization"])
+    open_visits = ScheduledVisit.objects.select_for_update().filter(
+        campaign=campaign, neighborhood=neighborhood, status=ScheduledVisit.Status.PLANNED
+    )
+    if worker is None:
+        households = list(open_visits.values_list("household_id", flat=True))
+        moved = open_visits.update(status=ScheduledVisit.Status.CANCELLED, version=F("version") + 1)
+        CampaignHousehold.objects.filter(campaign=campaign, household_id__in=households, state="scheduled").update(
+            state=CampaignHousehold.State.PENDING
+        )
+        return {"cancelled": moved, "moved": 0}
+    moved = 0
+    for date in sorted(set(open_visits.values_list("date", flat=True))):
+        last = (
+            ScheduledVisit.objects.filter(worker=worker, date=date).exclude(neighborhood=neighborhood)
+            .aggregate(m=Max("route_order"))["m"] or 0
+        )
+        for i, v in enumerate(open_visits.filter(date=date).order_by("route_order"), start=1):
+            v.worker, v.partner_organization, v.route_order = worker, partner, last + i
+            v.version += 1
+            v.save(update_fields=["worker", "partner_organization", "route_order", "version", "updated_at"])
+            moved += 1
+    return {"cancelled": 0, "moved": moved}
+
+
+# --- progress ------------------------------------------------------------------------------------
+
+_PROGRESS_SQL = """
+SELECT t.neighborhood_id, n.name, n.code, a.partner_organization_id,
+       count(h.id) FILTER (WHERE h.status NOT IN ('vacant', 'moved')) AS in_scope,
+       count(ch.id) FILTER (WHERE ch.state = 'met') AS met,
+       count(ch.id) FILTER (WHERE ch.state = 'refused') AS refused,
+       count(ch.id) FILTER (WHERE ch.state IN ('moved', 'vacant')) AS moved_or_vacant,
+       count(ch.id) FILTER (WHERE ch.state = 'leaflet_left') AS leaflet_left,
+       count(ch.id) FILTER (WHERE ch.state = 'leaflet_due') AS leaflet_due,
+       count(ch.id) FILTER (WHERE ch.state IN ('pending', 'scheduled') AND ch.attempts > 0) AS absent_pending,
+       count(ch.id) FILTER (WHERE ch.attempts > 0) AS attempted
+  FROM visits_campaignneighborhood t
+  JOIN neighborhoods_neighborhood n ON n.id = t.neighborhood_id
+  LEFT JOIN visits_allocation a ON a.campaign_id = t.campaign_id AND a.neighborhood_id = t.neighborhood_id
+  LEFT JOIN neighborhoods_household h ON h.neighborhood_id = t.neighborhood_id
+  LEFT JOIN visits_campaignhousehold ch ON ch.campaign_id = t.campaign_id AND ch.household_id = h.id
+ WHERE t.campaign_id = %s
+ GROUP BY t.neighborhood_id, t.position, n.name, n.code, a.partner_organization_id
+ ORDER BY t.position
+"""
+
+
+def campaign_progress(campaign: Campaign) -> dict:
+    """Progress per 自治会 and per corporation, aggregated in SQL."""
+    with connection.cursor() as cursor:
+        cursor.execute(_PROGRESS_SQL, [campaign.pk])
+        cols = [c.name for c in cursor.description]
+        rows = [dict(zip(cols, r, strict=True)) for r in cursor.fetchall()]
+    partners = dict(PartnerOrganization.objects.filter(municipality_id=campaign.municipality_id).values_list("pk", "name"))
+    per_partner: dict[int | None, dict] = {}
+    hoods = []
+    for r in rows:
+        finished = r["met"] + r["refused"] + r["moved_or_vacant"] + r["leaflet_left"]
+        r["finished"] = finished
+        r["not_visited"] = max(0, r["in_scope"] - r["attempted"])
+        r["coverage_pct"] = round(100 * finished / r["in_scope"], 1) if r["in_scope"] else 0.0
+        r["state"] = (
+            "complete" if r["in_scope"] and finished >= r["in_scope"] else "in_progress" if r["attempted"] else "not_started"
+        )
+        hoods.append(r)
+        p = per_partner.setdefault(r["partner_organization_id"], {
+            "partner_organization_id": r["partner_organization_id"], "name": partners.get(r["partner_organization_id"], ""),
+            "neighborhoods": 0, "complete": 0, "in_scope": 0, "finished": 0,
+        })
+        p["neighborhoods"] += 1
+        p["complete"] += r["state"] == "complete"
+        p["in_scope"] += r["in_scope"]
+        p["finished"] += finished
+    for p in per_partner.values():
+        p["coverage_pct"] = round(100 * p["finished"] / p["in_scope"], 1) if p["in_scope"] else 0.0
+    return {"neighborhoods": hoods, "partners": list(per_partner.values())}

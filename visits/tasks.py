@@ -1,0 +1,7 @@
+"""django-q2 entry points for visits. Thin, take ids, safe to run twice."""
+
+from visits.services import run_planning_job
+
+
+def run_planning_job_task(job_id: str) -> dict:
+    return run_planning_job(job_id)
