@@ -9,6 +9,8 @@ from api.health import router as health_router
 from audit.api import router as audit_router
 from neighborhoods.api import router as neighborhoods_router
 from visits.api import router as visits_router
+from visits.photo_api import router as photos_router
+from visits.sync_api import router as sync_router
 
 api = NinjaAPI(
     title="つなぐ API",
@@ -29,3 +31,5 @@ api.add_router("/", accounts_router)
 api.add_router("/audit/", audit_router)
 api.add_router("/", neighborhoods_router)
 api.add_router("/", visits_router)
+api.add_router("/sync/photos/", photos_router)
+api.add_router("/sync/", sync_router)

@@ -8,6 +8,8 @@ from django.contrib.gis.db import models
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 
+from backend.db import change_seq_trigger
+
 
 class Municipality(models.Model):
     """A 市町村: the tenant. Nothing crosses from one municipality to another."""
@@ -145,6 +147,7 @@ class Household(models.Model):
         help_text="要配慮個人情報: indicators such as 8050, ひきこもり, ゴミ屋敷",
     )
     version = models.PositiveIntegerField(default=1, help_text="Raised on every change (offline edits name it).")
+    change_seq = models.BigIntegerField(default=0, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -166,6 +169,7 @@ class Household(models.Model):
                 name="household_kana_trgm", fields=["address_kana"], opclasses=["gin_trgm_ops"],
             ),
         ]
+        triggers = [change_seq_trigger("household_change_seq")]
 
     def __str__(self) -> str:
         return self.address

@@ -99,7 +99,13 @@ def build_town(code: str) -> Town:
     t.hearing = Hearing.objects.create(
         municipality=town, campaign=campaign, neighborhood=hood, held_on=campaign.start_date, notes="気になる世帯あり"
     )
-    t.visit = factories.scheduled_visit(campaign, hh, t.users["outreach_worker"], campaign.start_date)
+    import datetime as dt
+
+    from django.utils import timezone
+
+    t.visit = factories.scheduled_visit(
+        campaign, hh, t.users["outreach_worker"], timezone.localdate() + dt.timedelta(days=1)
+    )
     t.job = PlanningJob.objects.create(municipality=town, campaign=campaign, kind="generate", status="done")
     return t
 

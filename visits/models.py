@@ -4,10 +4,13 @@ hearings, allocation of 自治会 to corporations, and the visit schedule."""
 import uuid
 
 import pghistory
+import pgtrigger
 from django.conf import settings
 from django.contrib.gis.db import models
 from django.contrib.postgres.fields import ArrayField
 from django.db.models import Q
+
+from backend.db import change_seq_trigger
 
 
 class PartnerOrganization(models.Model):
@@ -248,6 +251,7 @@ class ScheduledVisit(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLANNED)
     leg_m = models.PositiveIntegerField(default=0, help_text="Straight-line metres from the previous stop")
     version = models.PositiveIntegerField(default=1)
+    change_seq = models.BigIntegerField(default=0, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -267,6 +271,7 @@ class ScheduledVisit(models.Model):
                 name="scheduled_visit_one_open_per_household",
             ),
         ]
+        triggers = [change_seq_trigger("scheduled_visit_change_seq")]
 
     def __str__(self) -> str:
         return f"{self.date} {self.worker_id} #{self.route_order} {self.household_id}"
@@ -312,3 +317,216 @@ class PlanningJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.campaign_id} {self.status} {self.progress}%"
+
+
+# --- field records and offline sync ----------------------------------------------------------
+
+class SurveyForm(models.Model):
+    """A versioned survey form definition (questions, types, choices, required). Devices pull the
+    published versions; answers are validated against the version they were made with."""
+
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
+    key = models.SlugField(max_length=50, default="household-visit")
+    version = models.PositiveIntegerField()
+    title = models.CharField(max_length=200)
+    definition = models.JSONField(help_text='{"questions": [{"id", "type", "label", "choices", "required"}]}')
+    published = models.BooleanField(default=True)
+    change_seq = models.BigIntegerField(default=0, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "調査票"
+        verbose_name_plural = "調査票"
+        ordering = ["municipality_id", "key", "-version"]
+        constraints = [models.UniqueConstraint(fields=["municipality", "key", "version"], name="form_version_unique")]
+        triggers = [change_seq_trigger("form_change_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.title} v{self.version}"
+
+
+class Device(models.Model):
+    """A tablet or phone registered for sync, tied to the device token it registered with."""
+
+    id = models.UUIDField(primary_key=True, help_text="Made by the device")
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="devices")
+    token = models.ForeignKey("accounts.DeviceToken", on_delete=models.SET_NULL, null=True, related_name="devices")
+    name = models.CharField(max_length=100, blank=True)
+    platform = models.CharField(max_length=50, blank=True)
+    registered_at = models.DateTimeField(auto_now_add=True)
+    last_push_at = models.DateTimeField(null=True, blank=True)
+    last_pull_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "端末"
+        verbose_name_plural = "端末"
+
+    def __str__(self) -> str:
+        return f"{self.name or self.id} ({self.user})"
+
+
+class SyncOperation(models.Model):
+    """One pushed operation, applied at most once: its op_id is the primary key, so a retry or a
+    parallel copy of the same op meets the unique index instead of a read-then-write race."""
+
+    op_id = models.UUIDField(primary_key=True)
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="operations")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=40)
+    payload_sha256 = models.CharField(max_length=64)
+    result = models.JSONField(default=dict)
+    applied_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "同期操作"
+        verbose_name_plural = "同期操作"
+        indexes = [models.Index(fields=["device", "-applied_at"], name="syncop_device")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.op_id}"
+
+
+class DeviceHolding(models.Model):
+    """What a device holds (as far as the server knows): the pull compares it with what the user
+    may see now, to send changes and to tell the device what to purge."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="holdings")
+    kind = models.CharField(max_length=30)
+    object_id = models.CharField(max_length=64)
+    seq = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "kind", "object_id"], name="holding_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.device_id} {self.kind}:{self.object_id}@{self.seq}"
+
+
+class PullPage(models.Model):
+    """A page handed to a device. Its id is the page's next_cursor: presenting it confirms the
+    page (its items join the device's holdings, its purges leave), so a lost response is simply
+    pulled again with the previous cursor and gives the same page."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="pull_pages")
+    items = models.JSONField(default=list, help_text="[[kind, id, seq], …]")
+    purges = models.JSONField(default=list, help_text="[[kind, id], …]")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["device", "created_at"], name="pullpage_device")]
+
+
+class VisitRecord(models.Model):
+    """What happened at the door: an append-only fact made on the device. A correction is a new
+    record that supersedes an earlier one; the database refuses UPDATE and DELETE."""
+
+    class Outcome(models.TextChoices):
+        MET = "met", "面談"
+        ABSENT = "absent", "不在"
+        REFUSED = "refused", "拒否"
+        MOVED = "moved", "転居"
+        VACANT = "vacant", "空き家"
+        LEAFLET_LEFT = "leaflet_left", "チラシ投函"
+
+    id = models.UUIDField(primary_key=True, help_text="Made by the device")
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
+    household = models.ForeignKey("neighborhoods.Household", on_delete=models.PROTECT, related_name="visit_records")
+    scheduled_visit = models.ForeignKey(
+        ScheduledVisit, on_delete=models.PROTECT, null=True, blank=True, related_name="records"
+    )
+    worker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="visit_records")
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, null=True, related_name="+")
+    op = models.OneToOneField(SyncOperation, on_delete=models.PROTECT, null=True, related_name="visit_record")
+    outcome = models.CharField(max_length=15, choices=Outcome.choices)
+    met_person = models.CharField(max_length=200, blank=True, help_text="Who was met (要配慮個人情報)")
+    form = models.ForeignKey(SurveyForm, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    answers = models.JSONField(default=dict, blank=True)
+    notes = models.TextField(blank=True, help_text="要配慮個人情報")
+    concerns = ArrayField(models.CharField(max_length=30), default=list, blank=True)
+    visited_at = models.DateTimeField(help_text="The device's clock, as reported")
+    received_at = models.DateTimeField(auto_now_add=True)
+    location = models.PointField(srid=4326, null=True, blank=True)
+    accuracy_m = models.FloatField(null=True, blank=True)
+    distance_m = models.FloatField(null=True, blank=True, help_text="From the household's location")
+    location_implausible = models.BooleanField(default=False)
+    supersedes = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by"
+    )
+
+    class Meta:
+        verbose_name = "訪問記録"
+        verbose_name_plural = "訪問記録"
+        ordering = ["-visited_at"]
+        indexes = [
+            models.Index(fields=["municipality", "household", "-visited_at"], name="visitrecord_household"),
+            models.Index(fields=["worker", "-visited_at"], name="visitrecord_worker"),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="visitrecord_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.visited_at:%Y-%m-%d} {self.household_id} {self.outcome}"
+
+
+class Photo(models.Model):
+    """A photo taken at a visit, keyed by the device's UUID. The upload is checked by its bytes and
+    kept out of reach until a job has rebuilt it without metadata; served only through the API."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "受信"
+        READY = "ready", "処理済"
+        FAILED = "failed", "失敗"
+
+    id = models.UUIDField(primary_key=True, help_text="Made by the device")
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
+    visit_record = models.ForeignKey(VisitRecord, on_delete=models.PROTECT, related_name="photos")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    sha256 = models.CharField(max_length=64, help_text="Of the uploaded bytes (idempotent re-uploads)")
+    size_bytes = models.PositiveIntegerField()
+    source_format = models.CharField(max_length=10)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "写真"
+        verbose_name_plural = "写真"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.status}"
+
+
+class EditConflict(models.Model):
+    """An offline edit based on a version the server has moved past. Both versions are kept for a
+    person to resolve; nothing is overwritten silently."""
+
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=30)
+    object_id = models.CharField(max_length=64)
+    base_version = models.PositiveIntegerField()
+    server_version = models.PositiveIntegerField()
+    proposed = models.JSONField(help_text="The device's changes")
+    server_copy = models.JSONField(help_text="The server's record when the edit arrived")
+    op = models.OneToOneField(SyncOperation, on_delete=models.PROTECT, related_name="conflict")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    resolution = models.CharField(max_length=20, blank=True, help_text="kept_server | applied_device | merged")
+
+    class Meta:
+        verbose_name = "編集の競合"
+        verbose_name_plural = "編集の競合"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["municipality", "resolved_at"], name="conflict_open")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.object_id} v{self.base_version}→v{self.server_version}"

@@ -1,0 +1,471 @@
+"""Offline sync with the field tablets (the contract: ../shared/SYNC.md).
+
+Push: each operation is applied at most once. Its op_id is claimed with INSERT … ON CONFLICT DO
+NOTHING inside the op's own transaction, so a retry, or the same batch sent ten times in
+parallel, meets the primary key instead of a read-then-write race; the same op_id with other
+content is refused. Rejections roll the claim back (a corrected retry is judged afresh).
+
+Pull: the server knows what each device holds (DeviceHolding). A pull compares that with what the
+user may see now: rows not held or changed since (a higher change_seq) are sent, held rows no
+longer visible are listed for purging. A page's next_cursor confirms the page when presented, so a
+lost response is pulled again with the previous cursor and gives the same page.
+"""
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from django.contrib.gis.geos import Point
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.utils import timezone
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from accounts.models import User
+from accounts.roles import Role
+from api.geo import point_out
+from backend.errors import Conflict, InvalidInput, PayloadTooLarge
+from backend.vocabulary import CONCERN_CATEGORIES
+from neighborhoods.access import visible_households
+from neighborhoods.models import Household, HouseholdStatus, LivingArrangement, RiskFlag
+from visits import forms, services
+from visits.models import (
+    Campaign,
+    Device,
+    DeviceHolding,
+    EditConflict,
+    PullPage,
+    ScheduledVisit,
+    SurveyForm,
+    SyncOperation,
+    VisitRecord,
+)
+
+logger = logging.getLogger("tsunagu.sync")
+
+MAX_OPS = 500
+MAX_PULL_LIMIT = 500
+# A worker's device holds their schedule from a week back to four weeks ahead, not the town.
+SCHEDULE_WINDOW = (dt.timedelta(days=7), dt.timedelta(days=28))
+IMPLAUSIBLE_MIN_M = 150.0
+KINDS = ("form", "household", "scheduled_visit")
+
+
+class Rejected(Exception):
+    def __init__(self, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.details = code, message, details if details is not None else {}
+
+
+class ConflictResult(Exception):
+    def __init__(self, result: dict) -> None:
+        super().__init__("conflict")
+        self.result = result
+
+
+# --- devices --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def register_device(*, user: User, token, device_id: UUID, name: str, platform: str) -> Device:
+    device = Device.objects.select_for_update().filter(pk=device_id).first()
+    if device is not None and device.user_id != user.pk:
+        raise Conflict("This device id is registered to another user.", code="device_taken")
+    if device is None:
+        return Device.objects.create(
+            id=device_id, municipality_id=user.municipality_id, user=user, token=token, name=name, platform=platform
+        )
+    device.token, device.name, device.platform = token, name or device.name, platform or device.platform
+    device.save(update_fields=["token", "name", "platform"])
+    return device
+
+
+def device_for(*, user: User, device_id: UUID) -> Device:
+    device = Device.objects.filter(pk=device_id, user=user).first()
+    if device is None:
+        raise InvalidInput(
+            "This device is not registered for this user: POST /api/v1/sync/devices first.",
+            code="device_not_registered", details=[{"loc": ["body", "device_id"]}],
+        )
+    return device
+
+
+# --- push -----------------------------------------------------------------------------------------
+
+
+class LocationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lon: float = Field(..., ge=-180, le=180)
+    lat: float = Field(..., ge=-90, le=90)
+    accuracy_m: float | None = Field(None, ge=0, le=100_000)
+
+
+class VisitCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: UUID
+    household_id: UUID
+    scheduled_visit_id: UUID | None = None
+    outcome: VisitRecord.Outcome
+    visited_at: dt.datetime
+    form_key: str = "household-visit"
+    form_version: int | None = None
+    answers: dict = {}
+    notes: str = Field("", max_length=10_000)
+    met_person: str = Field("", max_length=200)
+    concerns: list[str] = []
+    location: LocationIn | None = None
+    supersedes: UUID | None = None
+
+    @field_validator("visited_at")
+    @classmethod
+    def _aware(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None:
+            raise ValueError("visited_at needs a time zone offset, e.g. 2026-11-22T10:15:00+09:00")
+        return value
+
+    @field_validator("concerns")
+    @classmethod
+    def _categories(cls, value: list[str]) -> list[str]:
+        unknown = [c for c in value if c not in CONCERN_CATEGORIES]
+        if unknown:
+            raise ValueError(f"unknown concern categories {unknown}; known: {sorted(CONCERN_CATEGORIES)}")
+        return value
+
+
+class HouseholdUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: UUID
+    status: HouseholdStatus | None = None
+    living_arrangement: LivingArrangement | None = None
+    risk_flags: list[RiskFlag] | None = None
+    location: LocationIn | None = None
+
+
+def canonical_hash(op: dict) -> str:
+    body = {"kind": op.get("kind"), "data": op.get("data"), "base_version": op.get("base_version")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+
+
+def push(*, user: User, device: Device, ops: list[dict]) -> list[dict]:
+    if len(ops) > MAX_OPS:
+        raise PayloadTooLarge(f"At most {MAX_OPS} operations per push; this one has {len(ops)}.", code="too_many_ops")
+    results = [_apply_with_retry(user, device, op) for op in ops]
+    Device.objects.filter(pk=device.pk).update(last_push_at=timezone.now())
+    return results
+
+
+def _apply_with_retry(user: User, device: Device, op: dict) -> dict:
+    for attempt in range(3):
+        try:
+            return _apply(user, device, op)
+        except OperationalError as exc:  # a deadlock or serialization failure: the op rolled back
+            logger.warning("sync op %s: attempt %d failed: %s", op.get("op_id"), attempt + 1, exc)
+    return _rejected(op, "retry_later", "The server was busy; send this operation again.")
+
+
+def _rejected(op: dict, code: str, message: str, details: Any = None) -> dict:
+    error = {"code": code, "message": message, "details": details if details is not None else {}}
+    return {"op_id": str(op.get("op_id")), "status": "rejected", "error": error}
+
+
+APPLIERS = {}
+
+
+def _apply(user: User, device: Device, op: dict) -> dict:
+    op_id = op["op_id"]
+    kind = op["kind"]
+    applier = APPLIERS.get(kind)
+    if applier is None:
+        return _rejected(op, "unsupported_kind", f"Unknown operation kind {kind!r}; known: {sorted(APPLIERS)}.")
+    digest = canonical_hash(op)
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO visits_syncoperation (op_id, municipality_id, device_id, user_id, kind, payload_sha256, result, applied_at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, '{}'::jsonb, now()) ON CONFLICT (op_id) DO NOTHING RETURNING op_id",
+                    [str(op_id), user.municipality_id, str(device.pk), user.pk, kind, digest],
+                )
+                claimed = cursor.fetchone() is not None
+            if not claimed:
+                return _earlier_result(op, digest, user)
+            try:
+                result = applier(user=user, device=device, op=op)
+            except ConflictResult as conflict:
+                result = conflict.result
+            SyncOperation.objects.filter(pk=op_id).update(result=result)
+            return {"op_id": str(op_id), **result}
+    except Rejected as rejected:
+        return _rejected(op, rejected.code, rejected.message, rejected.details)
+
+
+def _earlier_result(op: dict, digest: str, user: User) -> dict:
+    earlier = SyncOperation.objects.get(pk=op["op_id"])
+    if earlier.payload_sha256 != digest or earlier.user_id != user.pk:
+        return _rejected(op, "op_id_reused", "This op_id was used before for a different operation.")
+    result = dict(earlier.result)
+    if result.get("status") == "applied":
+        result["status"] = "duplicate"
+    return {"op_id": str(op["op_id"]), **result}
+
+
+def _parse(model: type[BaseModel], data: Any) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = [{"loc": ["data", *map(str, e["loc"])], "msg": e["msg"]} for e in exc.errors()]
+        raise Rejected("invalid", "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details), details) from exc
+
+
+def _visible_household(user: User, household_id: UUID) -> Household:
+    household = visible_households(user).filter(pk=household_id).first()
+    if household is None:
+        raise Rejected("not_assigned", "This household is not one you may record visits for.")
+    return household
+
+
+def apply_visit_create(*, user: User, device: Device, op: dict) -> dict:
+    if user.role not in (Role.OUTREACH_WORKER, Role.COORDINATOR):
+        raise Rejected("forbidden", "Only outreach workers and coordinators record visits.")
+    data: VisitCreate = _parse(VisitCreate, op.get("data"))
+    household = _visible_household(user, data.household_id)
+    scheduled = None
+    if data.scheduled_visit_id:
+        scheduled = ScheduledVisit.objects.filter(
+            pk=data.scheduled_visit_id, household=household, municipality_id=user.municipality_id
+        ).first()
+        if scheduled is None or (user.role == Role.OUTREACH_WORKER and scheduled.partner_organization_id != user.partner_organization_id):
+            raise Rejected("not_assigned", "No such scheduled visit for this household in your corporation.")
+    form = None
+    if data.form_version is not None:
+        form = SurveyForm.objects.filter(municipality_id=user.municipality_id, key=data.form_key, version=data.form_version).first()
+        if form is None:
+            raise Rejected("unknown_form", f"No form {data.form_key!r} version {data.form_version}.")
+        errors = forms.answer_errors(form.definition, data.answers, complete=data.outcome == "met")
+        if errors:
+            raise Rejected("invalid_answers", "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors), errors)
+    elif data.answers:
+        raise Rejected("invalid_answers", "Answers need the form_version they were made with.")
+    earlier = None
+    if data.supersedes:
+        earlier = VisitRecord.objects.filter(pk=data.supersedes, municipality_id=user.municipality_id, household=household).first()
+        if earlier is None:
+            raise Rejected("unknown_record", "The record to supersede does not exist for this household.")
+        if VisitRecord.objects.filter(supersedes=earlier).exists():
+            raise Rejected("already_superseded", "That record was already corrected; supersede the newest correction.")
+    location = Point(data.location.lon, data.location.lat, srid=4326) if data.location else None
+    distance = _distance_m(household, location)
+    accuracy = data.location.accuracy_m if data.location else None
+    implausible = distance is not None and distance > max(IMPLAUSIBLE_MIN_M, 3 * (accuracy or 0))
+    try:
+        with transaction.atomic():
+            record = VisitRecord.objects.create(
+                id=data.id, municipality_id=user.municipality_id, household=household, scheduled_visit=scheduled,
+                worker=user, device=device, op_id=op["op_id"], outcome=data.outcome, met_person=data.met_person,
+                form=form, answers=data.answers, notes=data.notes, concerns=data.concerns, visited_at=data.visited_at,
+                location=location, accuracy_m=accuracy, distance_m=distance, location_implausible=implausible,
+                supersedes=earlier,
+            )
+    except IntegrityError as exc:
+        raise Rejected("id_exists", "A visit record with this id exists (from another operation).") from exc
+    if scheduled is not None and earlier is None:
+        try:
+            services.record_outcome(visit=scheduled, outcome=data.outcome)
+        except Conflict as exc:
+            raise Rejected(exc.code, exc.message) from exc
+    return {"status": "applied", "id": str(record.pk), "version": 1,
+            "flags": {"location_implausible": implausible, "distance_m": round(distance) if distance is not None else None}}
+
+
+def _distance_m(household: Household, point: Point | None) -> float | None:
+    if point is None or household.location is None:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT ST_Distance(%s::geography, ST_GeomFromEWKT(%s)::geography)",
+            [household.location.ewkt, point.ewkt],
+        )
+        return float(cursor.fetchone()[0])
+
+
+def household_data(h: Household) -> dict:
+    return {
+        "id": str(h.pk), "external_id": h.external_id, "address": h.address, "address_kana": h.address_kana,
+        "location": point_out(h.location), "neighborhood_id": h.neighborhood_id, "status": h.status,
+        "living_arrangement": h.living_arrangement, "risk_flags": list(h.risk_flags), "version": h.version,
+    }
+
+
+def apply_household_update(*, user: User, device: Device, op: dict) -> dict:
+    if user.role not in (Role.OUTREACH_WORKER, Role.COORDINATOR):
+        raise Rejected("forbidden", "Only outreach workers and coordinators edit households.")
+    data: HouseholdUpdate = _parse(HouseholdUpdate, op.get("data"))
+    base = op.get("base_version")
+    if not isinstance(base, int) or isinstance(base, bool) or base < 1:
+        raise Rejected("invalid", "household.update needs base_version: the version the edit was based on.")
+    household = _visible_household(user, data.id)
+    locked = Household.objects.select_for_update().get(pk=household.pk)
+    changes = data.model_dump(exclude_unset=True, exclude={"id"})
+    if "location" in changes:
+        changes["location"] = Point(data.location.lon, data.location.lat, srid=4326) if data.location else None
+    if "living_arrangement" in changes and changes["living_arrangement"] is None:
+        changes["living_arrangement"] = ""
+    if locked.version != base:
+        EditConflict.objects.create(
+            municipality_id=user.municipality_id, kind="household", object_id=str(locked.pk), base_version=base,
+            server_version=locked.version, proposed=_jsonable(op.get("data")), server_copy=household_data(locked),
+            op_id=op["op_id"], user=user,
+        )
+        raise ConflictResult({
+            "status": "conflict",
+            "error": {"code": "stale_version",
+                      "message": f"The household is at version {locked.version}; this edit was based on {base}. "
+                                 "Both versions are kept for a coordinator to resolve."},
+            "server": {"version": locked.version, "data": household_data(locked)},
+        })
+    from neighborhoods.services import update_household
+
+    updated = update_household(household=locked, base_version=base, changes=changes)
+    return {"status": "applied", "id": str(updated.pk), "version": updated.version}
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+APPLIERS.update({"visit.create": apply_visit_create, "household.update": apply_household_update})
+
+
+# --- pull -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PullResult:
+    changes: list[dict]
+    purge: list[dict]
+    next_cursor: str
+    has_more: bool
+
+
+def visible_set(user: User) -> dict[tuple[str, str], int]:
+    """What this user's device may hold now, with each row's change_seq. Bounded: a worker's
+    schedule window and its households, a commissioner's 自治会, and the forms."""
+    visible: dict[tuple[str, str], int] = {}
+    for form_id, seq in SurveyForm.objects.filter(municipality_id=user.municipality_id, published=True).values_list("pk", "change_seq"):
+        visible[("form", str(form_id))] = seq
+    if user.role == Role.OUTREACH_WORKER:
+        today = timezone.localdate()
+        visits = (
+            ScheduledVisit.objects.filter(
+                worker=user, date__gte=today - SCHEDULE_WINDOW[0], date__lte=today + SCHEDULE_WINDOW[1],
+                partner_organization_id=user.partner_organization_id,
+            )
+            .exclude(status=ScheduledVisit.Status.CANCELLED)
+            .exclude(campaign__status=Campaign.Status.CLOSED)
+        )
+        household_ids = set()
+        for visit_id, seq, household_id in visits.values_list("pk", "change_seq", "household_id"):
+            visible[("scheduled_visit", str(visit_id))] = seq
+            household_ids.add(household_id)
+        households = visible_households(user).filter(pk__in=household_ids)
+        for hid, seq in households.values_list("pk", "change_seq"):
+            visible[("household", str(hid))] = seq
+    elif user.role == Role.COMMISSIONER:
+        for hid, seq in visible_households(user).values_list("pk", "change_seq"):
+            visible[("household", str(hid))] = seq
+    return visible
+
+
+def _serialize(keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    by_kind: dict[str, list[str]] = {}
+    for kind, oid in keys:
+        by_kind.setdefault(kind, []).append(oid)
+    out: dict[tuple[str, str], dict] = {}
+    for h in Household.objects.filter(pk__in=by_kind.get("household", [])):
+        out[("household", str(h.pk))] = {"version": h.version, "data": household_data(h)}
+    for v in ScheduledVisit.objects.filter(pk__in=by_kind.get("scheduled_visit", [])):
+        out[("scheduled_visit", str(v.pk))] = {"version": v.version, "data": {
+            "id": str(v.pk), "campaign_id": v.campaign_id, "household_id": str(v.household_id),
+            "date": v.date.isoformat(), "time_band": v.time_band, "route_order": v.route_order,
+            "attempt": v.attempt, "priority": v.priority, "status": v.status, "version": v.version,
+        }}
+    for f in SurveyForm.objects.filter(pk__in=by_kind.get("form", [])):
+        out[("form", str(f.pk))] = {"version": f.version, "data": {
+            "id": f.pk, "key": f.key, "version": f.version, "title": f.title, "definition": f.definition,
+        }}
+    return out
+
+
+def pull(*, user: User, device: Device, cursor: str, limit: int) -> PullResult:
+    limit = max(1, min(limit, MAX_PULL_LIMIT))
+    with transaction.atomic():
+        Device.objects.select_for_update().filter(pk=device.pk).first()  # one pull per device at a time
+        if not cursor:
+            DeviceHolding.objects.filter(device=device).delete()
+        else:
+            _confirm(device, cursor)
+        if user.role == Role.OUTREACH_WORKER:
+            # What the worker's device now holds for today counts as handed out: re-planning keeps it.
+            services.issue_visits(worker=user, date=timezone.localdate())
+        visible = visible_set(user)
+        held = {(k, o): s for k, o, s in DeviceHolding.objects.filter(device=device).values_list("kind", "object_id", "seq")}
+        delta = sorted(
+            (seq, kind, oid) for (kind, oid), seq in visible.items() if held.get((kind, oid), -1) < seq
+        )
+        purge = sorted(key for key in held if key not in visible)
+        page = delta[:limit]
+        payloads = _serialize([(k, o) for _, k, o in page])
+        changes = []
+        items = []
+        for seq, kind, oid in page:
+            body = payloads.get((kind, oid))
+            if body is None:  # deleted between the two queries: it will be purged next time
+                continue
+            changes.append({"kind": kind, "id": oid, **body})
+            items.append([kind, oid, seq])
+        purges = [[k, o] for k, o in purge]
+        token = hashlib.sha256(
+            json.dumps([str(device.pk), cursor, items, purges], separators=(",", ":")).encode()
+        ).hexdigest()[:40]
+        PullPage.objects.get_or_create(id=token, defaults={"device": device, "items": items, "purges": purges})
+        PullPage.objects.filter(device=device, created_at__lt=timezone.now() - dt.timedelta(days=7)).delete()
+        Device.objects.filter(pk=device.pk).update(last_pull_at=timezone.now())
+    return PullResult(
+        changes=changes, purge=[{"kind": k, "id": o} for k, o in purge], next_cursor=token, has_more=len(delta) > limit
+    )
+
+
+def _confirm(device: Device, cursor: str) -> None:
+    """The device presents a page's cursor: it stored that page. Its rows join the holdings and its
+    purges leave them. Confirming the same page twice changes nothing."""
+    page = PullPage.objects.filter(pk=cursor, device=device).first()
+    if page is None:
+        raise Conflict("Unknown or expired cursor: drop local data and pull from an empty cursor.", code="resync_required")
+    for kind, oid, seq in page.items:
+        DeviceHolding.objects.update_or_create(device=device, kind=kind, object_id=oid, defaults={"seq": seq})
+    for kind, oid in page.purges:
+        DeviceHolding.objects.filter(device=device, kind=kind, object_id=oid).delete()
+
+
+def holdings_digest(ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+
+
+def check(*, device: Device, holdings: dict[str, str]) -> None:
+    """The device's digest of what it holds per kind against the server's record. A mismatch
+    clears the server's record and tells the device to resync from scratch."""
+    held: dict[str, list[str]] = {kind: [] for kind in KINDS}
+    for kind, oid in DeviceHolding.objects.filter(device=device).values_list("kind", "object_id"):
+        held.setdefault(kind, []).append(oid)
+    mismatched = [kind for kind in sorted(set(held) | set(holdings)) if holdings.get(kind, holdings_digest([])) != holdings_digest(held.get(kind, []))]
+    if mismatched:
+        DeviceHolding.objects.filter(device=device).delete()
+        raise Conflict(
+            "The device's data differs from what the server sent it: drop local data and pull from an empty cursor.",
+            code="resync_required", details={"kinds": mismatched},
+        )
+
+

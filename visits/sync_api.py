@@ -1,0 +1,121 @@
+"""The field sync endpoints (../shared/SYNC.md): devices, push, pull, check, forms."""
+
+from typing import Any
+from uuid import UUID
+
+from django.http import HttpRequest
+from ninja import Field, Router, Schema, Status
+from pydantic import ConfigDict
+
+from backend.errors import InvalidInput
+from visits import access, forms, sync
+from visits.models import SurveyForm
+
+router = Router(tags=["sync"])
+
+
+class DeviceIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    device_id: UUID
+    name: str = Field("", max_length=100)
+    platform: str = Field("", max_length=50)
+
+
+class DeviceOut(Schema):
+    device_id: UUID
+    name: str
+    platform: str
+    user_id: int
+
+
+class OpIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    op_id: UUID
+    kind: str = Field(..., max_length=40)
+    data: dict[str, Any]
+    base_version: int | None = None
+
+
+class PushIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    device_id: UUID
+    ops: list[OpIn] = Field(..., description=f"At most {sync.MAX_OPS} operations")
+
+
+class PushOut(Schema):
+    results: list[dict]
+
+
+class PullOut(Schema):
+    changes: list[dict]
+    purge: list[dict]
+    next_cursor: str
+    has_more: bool
+
+
+class CheckIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    device_id: UUID
+    holdings: dict[str, str]
+
+
+class FormIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field("household-visit", max_length=50, pattern=r"^[a-z0-9-]+$")
+    title: str = Field(..., min_length=1, max_length=200)
+    definition: dict[str, Any]
+
+
+class FormOut(Schema):
+    id: int
+    key: str
+    version: int
+    title: str
+    definition: dict
+    published: bool
+
+
+@router.post("/devices", response={201: DeviceOut}, summary="Register this device for sync (tied to its token)")
+def register_device(request: HttpRequest, payload: DeviceIn):
+    device = sync.register_device(
+        user=request.auth, token=getattr(request, "device_token", None), device_id=payload.device_id,
+        name=payload.name, platform=payload.platform,
+    )
+    return Status(201, {"device_id": device.pk, "name": device.name, "platform": device.platform, "user_id": device.user_id})
+
+
+@router.post("/push", response=PushOut, summary="Apply a batch of offline operations, each at most once")
+def push(request: HttpRequest, payload: PushIn):
+    device = sync.device_for(user=request.auth, device_id=payload.device_id)
+    ops = [{**op.model_dump(), "op_id": str(op.op_id)} for op in payload.ops]
+    return {"results": sync.push(user=request.auth, device=device, ops=ops)}
+
+
+@router.get("/pull", response=PullOut, summary="Changes after a cursor, and what to purge")
+def pull(request: HttpRequest, device_id: UUID, cursor: str = "", limit: int = 200):
+    if limit < 1 or limit > sync.MAX_PULL_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {sync.MAX_PULL_LIMIT}", details=[{"loc": ["query", "limit"]}])
+    device = sync.device_for(user=request.auth, device_id=device_id)
+    result = sync.pull(user=request.auth, device=device, cursor=cursor, limit=limit)
+    return result.__dict__
+
+
+@router.post("/check", summary="Compare the device's holdings digest; 409 resync_required on a mismatch")
+def check(request: HttpRequest, payload: CheckIn):
+    device = sync.device_for(user=request.auth, device_id=payload.device_id)
+    sync.check(device=device, holdings=payload.holdings)
+    return {"ok": True}
+
+
+@router.get("/forms", response=list[FormOut], summary="Published survey form versions")
+def list_forms(request: HttpRequest):
+    return list(SurveyForm.objects.filter(municipality_id=request.auth.municipality_id, published=True))
+
+
+@router.post("/forms", response={201: FormOut}, summary="Publish a new version of a survey form (coordinators)")
+def publish_form(request: HttpRequest, payload: FormIn):
+    access.require_coordinator(request.auth)
+    form = forms.publish_form(
+        municipality=request.auth.municipality, key=payload.key, title=payload.title, definition=payload.definition
+    )
+    return Status(201, form)
