@@ -1,6 +1,7 @@
 """How API callers prove who they are: a device token (tablets, phones) or the browser session
 (the supervisors' map page, with CSRF). Both give `request.auth` = the user."""
 
+import pghistory
 from django.http import HttpRequest
 from ninja.security import HttpBearer, SessionAuth
 
@@ -15,6 +16,8 @@ class DeviceTokenAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> User | None:
         device_token = resolve_token(token)
         request.device_token = device_token
+        # Tracked writes of this request (pghistory) record who made them.
+        pghistory.context(user=device_token.user_id, device_token=str(device_token.pk))
         return device_token.user
 
 

@@ -90,7 +90,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # pghistory: every tracked write made during a request carries who made it.
-    "pghistory.middleware.HistoryMiddleware",
+    "api.middleware.HistoryContextMiddleware",
     # axes: must be last; turns locked-out logins of the admin into its lockout response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -159,6 +159,8 @@ STORAGES = {
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
+# Photos from the field are read as a stream with their own limit (visits.photo_service).
+PHOTO_MAX_BYTES = env.int("PHOTO_MAX_BYTES", default=15 * 1024 * 1024)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -186,6 +188,8 @@ Q_CLUSTER = {
 }
 
 NINJA_PAGINATION_MAX_LIMIT = 500
+# Reads write nothing worth a history context (pghistory adds it to every statement).
+PGHISTORY_MIDDLEWARE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 # Debian 12 ships GDAL 3.6, older than the 3.9 that lets Django block file/network access from
 # spatial references inside imported files. Boundary files are imported only by operators through

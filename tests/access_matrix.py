@@ -85,6 +85,10 @@ ENDPOINTS: list[Endpoint] = [
         "visit reassign", "POST", lambda t: f"scheduled-visits/{t.visit.id}/reassign", COORDINATOR,
         body=lambda t: {"worker_id": t.users["outreach_worker"].id},
     ),
+    Endpoint("photo state", "GET", lambda t: f"sync/photos/{t.with_photo().id}", HOUSEHOLD_READERS),
+    Endpoint(
+        "photo image", "GET", lambda t: f"sync/photos/{t.with_photo().id}/image?variant=thumbnail", HOUSEHOLD_READERS
+    ),
     Endpoint(
         "visit outcome", "POST", lambda t: f"scheduled-visits/{t.visit.id}/outcome",
         COORDINATOR | {Role.OUTREACH_WORKER.value}, body=lambda t: {"outcome": "met"},

@@ -67,11 +67,29 @@ class Town:
     hearing: object = None
     visit: object = None
     job: object = None
+    visit_record: object = None
+    photo: object = None
     users: dict = field(default_factory=dict)
     tokens: dict = field(default_factory=dict)
 
     def client(self, role: str) -> ApiClient:
         return ApiClient(self.tokens[role])
+
+    def with_photo(self):
+        """A visit record of the town's household with a processed photo (made on first use)."""
+        if self.photo is None:
+            import uuid
+
+            from django.utils import timezone
+
+            from visits.models import VisitRecord
+
+            self.visit_record = VisitRecord.objects.create(
+                id=uuid.uuid4(), municipality=self.municipality, household=self.household,
+                worker=self.users["outreach_worker"], outcome="met", visited_at=timezone.now(),
+            )
+            self.photo = factories.ready_photo(self.visit_record, by=self.users["outreach_worker"])
+        return self.photo
 
 
 def build_town(code: str) -> Town:
@@ -108,6 +126,12 @@ def build_town(code: str) -> Town:
     )
     t.job = PlanningJob.objects.create(municipality=town, campaign=campaign, kind="generate", status="done")
     return t
+
+
+@pytest.fixture(autouse=True)
+def private_media(settings, tmp_path):
+    """Uploaded files of a test go to its own folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
 
 
 @pytest.fixture

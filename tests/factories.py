@@ -138,3 +138,18 @@ def scheduled_visit(camp: Campaign, hh: Household, worker: User, date, **fields)
         municipality_id=camp.municipality_id, campaign=camp, household=hh, neighborhood_id=hh.neighborhood_id,
         partner_organization_id=worker.partner_organization_id, worker=worker, date=date, **fields,
     )
+
+
+def ready_photo(visit, *, by, size=(64, 48)):
+    """A processed photo of a visit record, through the real upload and job."""
+    import io
+    import uuid
+
+    from PIL import Image
+
+    from visits.photo_service import process_photo, receive_photo
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, (20, 20, 230)).save(buf, format="JPEG")
+    photo, _ = receive_photo(user=by, photo_id=uuid.uuid4(), visit_id=visit.pk, data=buf.getvalue())
+    return process_photo(photo.pk)

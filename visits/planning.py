@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+from ortools.util import optional_boolean_pb2
 
 
 @dataclass(frozen=True)
@@ -98,15 +99,15 @@ class PartnerPlan:
 
 # --- distances -------------------------------------------------------------------------------
 
-EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
+_EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
 
 
-def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> int:
+def _haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> int:
     """Great-circle distance in whole metres."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return round(2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h))))
+    return round(2 * _EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h))))
 
 
 def _matrix(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -116,43 +117,30 @@ def _matrix(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     dp = phi[:, None] - phi[None, :]
     dl = lam[:, None] - lam[None, :]
     h = np.sin(dp / 2) ** 2 + np.cos(phi)[:, None] * np.cos(phi)[None, :] * np.sin(dl / 2) ** 2
-    d = 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
+    d = 2 * _EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
     return np.rint(d).astype(np.int64)
 
 
 # --- OR-Tools helpers ------------------------------------------------------------------------
 
+_FORBIDDEN = 1 << 40  # cost of an arc into a stop the day may not hold
 _MAX_POOL = 240  # stops per pool (before the carried leftover): keeps matrices and searches small
 
-# Large-neighbourhood operators run under a wall-clock limit (lns_time_limit): switched off so that
-# the search is a pure, deterministic greedy descent.
-_TIMED_OPERATORS = (
-    "use_global_cheapest_insertion_path_lns",
-    "use_local_cheapest_insertion_path_lns",
-    "use_relocate_path_global_cheapest_insertion_insert_unperformed",
-    "use_global_cheapest_insertion_visit_types_lns",
-    "use_local_cheapest_insertion_visit_types_lns",
-    "use_global_cheapest_insertion_expensive_chain_lns",
-    "use_local_cheapest_insertion_expensive_chain_lns",
-    "use_global_cheapest_insertion_close_nodes_lns",
-    "use_local_cheapest_insertion_close_nodes_lns",
-    "use_path_lns",
-    "use_full_path_lns",
-    "use_tsp_lns",
-    "use_inactive_lns",
-)
+# Local-search operators used (all others are switched off: several large-neighbourhood ones run
+# under a wall-clock limit, which would make the result depend on the machine's speed).
+_TSP_OPERATORS = ("use_two_opt",)
+_VRP_OPERATORS = ("use_exchange", "use_cross", "use_two_opt", "use_or_opt", "use_relocate")
 
 
-def _search_parameters() -> object:
+def _search_parameters(operators: Sequence[str], first: int) -> object:
     params = pywrapcp.DefaultRoutingSearchParameters()
-    params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC
+    params.first_solution_strategy = first
     params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GREEDY_DESCENT
     ops = params.local_search_operators
-    for name in _TIMED_OPERATORS:
-        if hasattr(ops, name):
-            setattr(ops, name, 2)  # BOOL_FALSE
-    params.use_cp_sat = 2  # BOOL_FALSE
-    params.use_generalized_cp_sat = 2
+    for f in ops.DESCRIPTOR.fields:
+        setattr(ops, f.name, optional_boolean_pb2.BOOL_TRUE if f.name in operators else optional_boolean_pb2.BOOL_FALSE)
+    params.use_cp_sat = optional_boolean_pb2.BOOL_FALSE
+    params.use_generalized_cp_sat = optional_boolean_pb2.BOOL_FALSE
     return params
 
 
@@ -165,7 +153,9 @@ def _tsp_cycle(dist: np.ndarray) -> list[int]:
     routing = pywrapcp.RoutingModel(manager)
     transit = routing.RegisterTransitMatrix(dist.tolist())
     routing.SetArcCostEvaluatorOfAllVehicles(transit)
-    solution = routing.SolveWithParameters(_search_parameters())
+    solution = routing.SolveWithParameters(
+        _search_parameters(_TSP_OPERATORS, routing_enums_pb2.FirstSolutionStrategy.CHRISTOFIDES)
+    )
     if solution is None:  # pragma: no cover - a TSP without side constraints is always solvable
         return list(range(n))
     order = []
@@ -296,22 +286,35 @@ def _improve(
     n = len(dist)
     manager = pywrapcp.RoutingIndexManager(n, nv, depots, depots)
     routing = pywrapcp.RoutingModel(manager)
-    transit = routing.RegisterTransitMatrix(dist.tolist())
-    routing.SetArcCostEvaluatorOfAllVehicles(transit)
     demand = routing.RegisterUnaryTransitVector([0] * base + [1] * (n - base))
     routing.AddDimensionWithVehicleCapacity(demand, 0, caps, True, "load")
-    everyone = list(range(nv))
-    shared = list(range(max(k - 1, 0), nv))  # the last priority day may be topped up with others
-    for node in range(base, n):
-        if node in prio_nodes:
-            allowed = list(range(k))
-        elif node in locked_nodes:
-            allowed = [v for v in shared if v != carry_vehicle]
-        else:
-            allowed = shared
-        if allowed != everyone:
-            routing.VehicleVar(manager.NodeToIndex(node)).SetValues(allowed)
-    params = _search_parameters()
+    # Which days may hold which stops: priority stops on the first k days only (the first k - 1 of
+    # them holding nothing else), carried stops never on the day carried on. Expressed as a
+    # prohibitive cost on arcs into a forbidden stop: the start is feasible and greedy descent only
+    # accepts improving moves, so a forbidden assignment can never appear (and the search keeps its
+    # fast cost filters instead of constraint propagation).
+    prio = np.zeros(n, dtype=bool)
+    prio[list(prio_nodes)] = True
+    locked = np.zeros(n, dtype=bool)
+    locked[list(locked_nodes)] = True
+    other = np.zeros(n, dtype=bool)
+    other[base:] = True
+    other &= ~prio
+    transits: dict[bytes, int] = {}
+    for v in range(nv):
+        forbidden = np.zeros(n, dtype=bool)
+        if v >= k:
+            forbidden |= prio
+        if v < k - 1:
+            forbidden |= other
+        if v == carry_vehicle:
+            forbidden |= locked
+        key = forbidden.tobytes()
+        if key not in transits:
+            costs = dist + np.where(forbidden, _FORBIDDEN, 0)[None, :]
+            transits[key] = routing.RegisterTransitMatrix(costs.tolist())
+        routing.SetArcCostEvaluatorOfVehicle(transits[key], v)
+    params = _search_parameters(_VRP_OPERATORS, routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC)
     routing.CloseModelWithParameters(params)
     start = routing.ReadAssignmentFromRoutes(
         [[manager.NodeToIndex(x) for x in route] for route in initial], True
@@ -459,11 +462,11 @@ def plan_partner(request: PartnerPlanRequest, progress: Callable[[float], None] 
         previous = office
         for pos, i in enumerate(seq):
             here = (stops[i].lon, stops[i].lat)
-            leg = haversine_m(previous[0], previous[1], here[0], here[1])
+            leg = _haversine_m(previous[0], previous[1], here[0], here[1])
             plan.visits.append(PlannedStop(stops[i].id, worker, date, _band(pos, len(seq), bands), pos + 1, leg))
             plan.total_m += leg
             previous = here
-        plan.total_m += haversine_m(previous[0], previous[1], office[0], office[1])
+        plan.total_m += _haversine_m(previous[0], previous[1], office[0], office[1])
         plan.worker_days += 1
         return deferred
 

@@ -10,7 +10,14 @@ from django.utils import timezone
 from tests import factories
 from tests.api.test_errors import assert_error_body
 from tests.conftest import ApiClient
-from visits.models import CampaignHousehold, EditConflict, ScheduledVisit, SurveyForm, SyncOperation, VisitRecord
+from visits.models import (
+    CampaignHousehold,
+    EditConflict,
+    ScheduledVisit,
+    SurveyForm,
+    SyncOperation,
+    VisitRecord,
+)
 from visits.sync import holdings_digest
 
 FORM = {"questions": [
