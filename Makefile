@@ -9,7 +9,7 @@ PORT    ?= 8000
 export TSUNAGU_PG_PORT ?= 54329
 RUN     := .local/run
 
-.PHONY: help system venv db migrate demo run stop test lint bench clean
+.PHONY: help system venv vendor db migrate demo run stop test lint bench clean
 
 help:
 	@echo "make run    start PostGIS, the job cluster and the web server on http://127.0.0.1:$(PORT)/ with demo data"
@@ -28,6 +28,21 @@ system:
 
 venv: .venv/.synced
 
+# The map page's MapLibre GL, from the npm registry (package-lock.json), served as our own static
+# files (git-ignored; no CDN). Rebuilt only when the lock file changes.
+VENDOR := maps/static/maps/vendor
+MAPLIBRE_FILES := maplibre-gl.mjs maplibre-gl-worker.mjs maplibre-gl.css
+$(VENDOR)/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "vendor: npm is needed to install maplibre-gl (apt-get install nodejs npm)"; exit 1; }
+	@npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+	@mkdir -p $(VENDOR)
+	@for f in $(MAPLIBRE_FILES); do cp node_modules/maplibre-gl/dist/$$f $(VENDOR)/$$f; done
+	@if [ -f node_modules/maplibre-gl/dist/maplibre-gl.js ]; then cp node_modules/maplibre-gl/dist/maplibre-gl.js $(VENDOR)/; fi
+	@cp node_modules/maplibre-gl/LICENSE.txt $(VENDOR)/LICENSE.txt
+	@touch $@
+
+vendor: $(VENDOR)/.installed
+
 db: system
 	@scripts/pg.sh start
 
@@ -38,7 +53,7 @@ migrate: db venv
 demo: migrate
 	@$(MANAGE) load_demo
 
-run: demo
+run: demo vendor
 	@mkdir -p $(RUN)
 	@$(MANAGE) collectstatic --noinput -v 0
 	@scripts/services.sh start $(PORT)
@@ -50,7 +65,7 @@ stop:
 lint: venv
 	@.venv/bin/ruff check .
 
-test: db venv
+test: db venv vendor
 	@.venv/bin/ruff check .
 	@DJANGO_SETTINGS_MODULE=backend.settings_test $(MANAGE) makemigrations --check --dry-run -v 1 >/dev/null || \
 	  { echo "makemigrations --check: models changed without a migration"; exit 1; }

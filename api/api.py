@@ -7,7 +7,9 @@ from api import errors
 from api.auth import default_auth
 from api.health import router as health_router
 from audit.api import router as audit_router
+from maps.api import router as maps_router
 from neighborhoods.api import router as neighborhoods_router
+from outreach.api import router as outreach_router
 from visits.api import router as visits_router
 from visits.photo_api import router as photos_router
 from visits.sync_api import router as sync_router
@@ -26,10 +28,13 @@ api = NinjaAPI(
 )
 errors.install(api)
 
+# Maps first: tiles are the most frequent requests, and Django tries the URL patterns in order.
+api.add_router("/maps/", maps_router)
 api.add_router("/", health_router)
 api.add_router("/", accounts_router)
 api.add_router("/audit/", audit_router)
 api.add_router("/", neighborhoods_router)
+api.add_router("/", outreach_router)
 api.add_router("/", visits_router)
 api.add_router("/sync/photos/", photos_router)
 api.add_router("/sync/", sync_router)

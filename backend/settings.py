@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "ninja",
     "neighborhoods",
     "visits",
+    "outreach",
     "accounts",
     "audit",
     "maps",

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from api.api import api
 from api.errors import handler404 as api_not_found
@@ -7,6 +7,8 @@ from api.errors import handler404 as api_not_found
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    # The supervisors' map page, with its own session login and logout (maps/urls.py).
+    path("map/", include("maps.urls")),
     # Anything else under /api/ answers with the API's JSON error body, whatever DEBUG says.
     re_path(r"^api/", api_not_found),
 ]

@@ -126,7 +126,7 @@ class RiskFlag(models.TextChoices):
     POVERTY = "poverty", "生活困窮"
 
 
-@pghistory.track(model_name="HouseholdHistory")
+@pghistory.track(exclude=["change_seq"], model_name="HouseholdHistory")
 class Household(models.Model):
     """世帯: an address where people live (or lived). The point locates it; the 自治会 is derived
     from the point by a spatial join (services.assign_households)."""

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the operating-system packages つなぐ needs, only those that are missing.
 # Debian 12 / Ubuntu: PostgreSQL 15 + PostGIS 3, GeoDjango's libraries (GDAL, GEOS, PROJ),
-# ogr2ogr for GIS files, exiftool (photo tests) and docker-compose (validates compose.yaml).
+# ogr2ogr for GIS files, exiftool (photo tests), docker-compose (validates compose.yaml) and
+# Chromium with its driver (the map page's browser test; Playwright drives Debian's /usr/bin/chromium).
 set -euo pipefail
 
 packages=(
   postgresql-15 postgresql-15-postgis-3 postgresql-contrib
   libgdal32 libgeos-c1v5 libproj25 gdal-bin
   libimage-exiftool-perl
+  chromium chromium-driver
 )
 if [ "${TSUNAGU_WITH_COMPOSE:-1}" = 1 ]; then
   packages+=(docker-compose)

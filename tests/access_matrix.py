@@ -89,6 +89,44 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint(
         "photo image", "GET", lambda t: f"sync/photos/{t.with_photo().id}/image?variant=thumbnail", HOUSEHOLD_READERS
     ),
+    Endpoint("meeting detail", "GET", lambda t: f"meetings/{t.with_outreach().meeting.id}",
+             PLAN_READERS | {Role.COMMISSIONER.value}),
+    Endpoint("concern detail", "GET", lambda t: f"concerns/{t.with_outreach().concern.id}", HOUSEHOLD_READERS),
+    Endpoint(
+        "concern transition", "POST", lambda t: f"concerns/{t.with_outreach().concern.id}/transitions", COORDINATOR,
+        body=lambda t: {"to": "triaged", "reason": "確認した"},
+    ),
+    Endpoint(
+        "concern match", "POST", lambda t: f"concerns/{t.with_outreach().concern.id}/match", COORDINATOR,
+        body=lambda t: {"household_id": str(t.household.id)},
+    ),
+    Endpoint(
+        "watch check-in", "POST", lambda t: f"watches/{t.with_outreach().watch.id}/check-ins",
+        COORDINATOR | {Role.COMMISSIONER.value}, ok=201, body=lambda t: {"checked_on": "2026-11-20"},
+    ),
+    Endpoint("case detail", "GET", lambda t: f"cases/{t.with_outreach().case.id}",
+             PLAN_READERS | {Role.OUTREACH_WORKER.value}),
+    Endpoint(
+        "case edit", "PATCH", lambda t: f"cases/{t.with_outreach().case.id}", COORDINATOR | {Role.OUTREACH_WORKER.value},
+        body=lambda t: {"version": t.case.version, "stage": "contact"},
+    ),
+    Endpoint(
+        "case contact", "POST", lambda t: f"cases/{t.with_outreach().case.id}/contacts",
+        COORDINATOR | {Role.OUTREACH_WORKER.value}, ok=201,
+        body=lambda t: {"kind": "call", "contacted_on": "2026-11-20", "reached": True},
+    ),
+    Endpoint(
+        "case consent", "POST", lambda t: f"cases/{t.with_outreach().case.id}/consent", COORDINATOR,
+        body=lambda t: {"consent_date": "2026-11-20", "scope": "重層的支援会議での共有"},
+    ),
+    Endpoint(
+        "case meeting", "POST", lambda t: f"cases/{t.with_outreach().case.id}/meetings", COORDINATOR, ok=201,
+        body=lambda t: {"kind": "support", "held_on": "2026-11-20", "confidentiality_acknowledged": True},
+    ),
+    Endpoint(
+        "case close", "POST", lambda t: f"cases/{t.with_outreach().case.id}/close", COORDINATOR,
+        body=lambda t: {"reason": "resolved", "evaluation": "主訴解消"},
+    ),
     Endpoint(
         "visit outcome", "POST", lambda t: f"scheduled-visits/{t.visit.id}/outcome",
         COORDINATOR | {Role.OUTREACH_WORKER.value}, body=lambda t: {"outcome": "met"},

@@ -69,11 +69,39 @@ class Town:
     job: object = None
     visit_record: object = None
     photo: object = None
+    concern: object = None
+    case: object = None
+    meeting: object = None
+    watch: object = None
     users: dict = field(default_factory=dict)
     tokens: dict = field(default_factory=dict)
 
     def client(self, role: str) -> ApiClient:
         return ApiClient(self.tokens[role])
+
+    def with_outreach(self):
+        """A 支え愛連絡会 with a concern and a 見守り, and an open case led by the town's corporation
+        (made on first use)."""
+        if self.concern is None:
+            from outreach import services
+
+            coordinator = self.users["coordinator"]
+            self.meeting = services.record_meeting(
+                user=coordinator, neighborhood=self.neighborhood, held_on=self.campaign.start_date, attendees=[],
+                notes="会のメモ", concerns=[], watches=[],
+            )
+            self.concern = services.raise_concern(
+                user=self.users["commissioner"], source="commissioner", household_id=self.household.id,
+                categories=["living_alone"], description="最近見かけない",
+            )
+            self.watch = services.add_watch(
+                user=coordinator, household_id=self.household.id, watcher_name="山根", watcher_role="commissioner",
+                cadence_days=7, meeting=self.meeting,
+            )
+            self.case = services.open_case(
+                by=coordinator, household_id=self.household.id, title="長期ひきこもり", lead_partner=self.partner,
+            )
+        return self
 
     def with_photo(self):
         """A visit record of the town's household with a processed photo (made on first use)."""

@@ -32,7 +32,7 @@ def square(lon: float, lat: float, size: float = 0.01) -> MultiPolygon:
 def neighborhood(town: Municipality, *, code: str | None = None, name: str | None = None, geom=None) -> Neighborhood:
     n = next(_seq)
     obj = Neighborhood(
-        municipality=town, code=code or f"N{n:03d}", name=name or f"自治会{n}", geom=geom or square(133.7 + n * 0.01, 35.45)
+        municipality=town, code=code or f"N{n:03d}", name=name or f"自治会{n}", geom=geom or square(130.0 + (n % 1000) * 0.03, 35.45)
     )
     obj.full_clean()
     obj.save()

@@ -6,16 +6,23 @@ import pytest
 from tests.access_matrix import ALL_ROLES, ENDPOINTS
 
 
-def _call(client, endpoint, town):
-    body = endpoint.body(town) if endpoint.body else None
-    return client.request(endpoint.method, endpoint.path(town), body)
+def _call(client, endpoint, town, prepared=None):
+    path, body = prepared or _prepare(endpoint, town)
+    return client.request(endpoint.method, path, body)
+
+
+def _prepare(endpoint, town):
+    """The path and body, built first: building them may create the objects they name."""
+    path = endpoint.path(town)
+    return path, endpoint.body(town) if endpoint.body else None
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.name)
 @pytest.mark.parametrize("role", sorted(ALL_ROLES))
 def test_other_municipalitys_object_is_404(town, other_town, role, endpoint):
+    prepared = _prepare(endpoint, other_town)
     before = _snapshot(other_town)
-    r = _call(town.client(role), endpoint, other_town)
+    r = _call(town.client(role), endpoint, other_town, prepared)
     if role in endpoint.roles:
         assert r.status_code == 404, (role, endpoint.name, r.status_code, r.content)
     else:
@@ -52,4 +59,13 @@ def _snapshot(town) -> tuple:
     campaigns = tuple(Campaign.objects.filter(municipality=town.municipality).order_by("pk").values_list("pk", "max_attempts", "status"))
     visits = tuple(ScheduledVisit.objects.filter(municipality=town.municipality).order_by("pk").values_list("pk", "worker_id", "status", "version"))
     days_off = WorkerDayOff.objects.filter(worker__municipality=town.municipality).count()
-    return users, tokens, households, residents, campaigns, visits, days_off
+    from outreach.models import CaseContact, CaseMeeting, Concern, OutreachCase, WatchCheckIn
+
+    concerns = tuple(Concern.objects.filter(municipality=town.municipality).order_by("pk").values_list("pk", "status", "version", "household_id"))
+    cases = tuple(OutreachCase.objects.filter(municipality=town.municipality).order_by("pk").values_list("pk", "version", "status", "consent"))
+    counts = (
+        CaseContact.objects.filter(case__municipality=town.municipality).count(),
+        CaseMeeting.objects.filter(case__municipality=town.municipality).count(),
+        WatchCheckIn.objects.filter(arrangement__municipality=town.municipality).count(),
+    )
+    return users, tokens, households, residents, campaigns, visits, days_off, concerns, cases, counts

@@ -223,7 +223,7 @@ class CampaignHousehold(models.Model):
         return f"{self.campaign_id}:{self.household_id} {self.state}"
 
 
-@pghistory.track(model_name="ScheduledVisitHistory")
+@pghistory.track(exclude=["change_seq"], model_name="ScheduledVisitHistory")
 class ScheduledVisit(models.Model):
     """One planned visit: a household on a worker's day, with its place in the day's route."""
 

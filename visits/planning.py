@@ -19,21 +19,25 @@ second is that each day covers a compact piece of the area.
 2. Exact day sizes. A pool of m stops becomes ⌊m/cap⌋ full days plus one day of m mod cap stops.
    That short day is the leftover: it is carried into the next pool (so only the campaign's last day
    is short) and costed, while this pool is optimised, as a tour from the next pool's centroid (where
-   its stops will actually be visited). Stops already carried once are never carried again.
+   its stops will actually be visited). Stops already carried once are never carried again. A
+   自治会 smaller than one day (with nothing carried in) joins the next pool whole, its priority
+   stops still among that pool's first days.
 3. Initial solution: iterated tour partitioning (ITP, Haimovich & Rinnooy Kan 1985): one TSP tour
-   through the pool (OR-Tools, cheapest arc + greedy descent), cut into consecutive segments of the
+   through the pool (OR-Tools' Christofides construction), cut into consecutive segments of the
    exact day sizes, trying every rotation of the cut points (O(m·days) with prefix sums).
 4. Improvement: an OR-Tools routing model of the pool where every vehicle's capacity is its exact
    day size (so all days stay full), priority stops are restricted to the pool's first days,
    carried stops are kept out of the leftover day; greedy descent with the exchange / cross /
-   2-opt / Or-opt / Lin–Kernighan operators until a local optimum. No time limits and no
+   2-opt / Or-opt / relocate operators until a local optimum. No time limits and no
    time-limited LNS operators: the same request always gives the same plan.
 5. Days in order. The pool's days (priority days first) take the free worker-days in chronological
-   order: all workers' first date before anyone's second date.
-6. Re-attempts (不在). A closed tour can be driven either way, which swaps the time bands; the
-   direction with fewer conflicts (same weekday and same band as the absent attempt) is kept and
-   the stops still in conflict are deferred into the next pool, i.e. a later worker-day, and checked
-   again there.
+   order: all workers' first date before anyone's second date. Within a day, route positions are
+   split evenly over the time bands, in order.
+6. Re-attempts (不在): never the same weekday *and* band as the absent attempt (an unknown band
+   rules out the weekday). A pool's interchangeable full days are matched to its worker-days so as
+   to avoid conflicts; a closed tour can be driven either way, which swaps the bands, and the
+   better direction is kept; stops still in conflict are deferred into the next pool (a later
+   worker-day) and checked again there.
 
 Distances are great-circle (haversine) metres rounded to integers: no road network offline.
 """
@@ -128,7 +132,7 @@ _MAX_POOL = 240  # stops per pool (before the carried leftover): keeps matrices 
 
 # Local-search operators used (all others are switched off: several large-neighbourhood ones run
 # under a wall-clock limit, which would make the result depend on the machine's speed).
-_TSP_OPERATORS = ("use_two_opt",)
+_TSP_OPERATORS: tuple[str, ...] = ()  # Christofides alone: the tour only seeds the partition
 _VRP_OPERATORS = ("use_exchange", "use_cross", "use_two_opt", "use_or_opt", "use_relocate")
 
 
@@ -216,23 +220,26 @@ def _itp_initial(
 
 
 def _solve_pool(
-    lon: np.ndarray, lat: np.ndarray, office: tuple[float, float], pool: _Pool, locked: list[int],
-    capacity: int, carry_to: tuple[float, float] | None,
+    lon: np.ndarray, lat: np.ndarray, priority: np.ndarray, office: tuple[float, float], pool: _Pool,
+    locked: list[int], capacity: int, carry_to: tuple[float, float] | None,
 ) -> tuple[list[list[int]], list[int]]:
     """Days for one pool: routes (stop indices, office → … → office) in visiting order, and the
-    stops carried to the next pool. `locked` stops (carried in) are never carried again;
-    `carry_to` is the next pool's centroid, or None when nothing may be carried."""
-    prio, normal = pool.priority, pool.normal
-    stops = prio + normal + locked
+    stops carried to the next pool. `locked` stops (carried in) are never carried again, and
+    those of them that are priority stops keep their place in the pool's first days; `carry_to` is
+    the next pool's centroid, or None when nothing may be carried."""
+    normal = pool.normal
+    prio = pool.priority + [i for i in locked if priority[i]]
+    held = [i for i in locked if not priority[i]]
+    stops = prio + normal + held
     m = len(stops)
     if m == 0:
         return [], []
     q, r = divmod(m, capacity)
+    if q == 0 and carry_to is not None and len(prio) + len(normal) == m:
+        return [], prio + normal  # less than a day, nothing carried in: all of it joins the next pool
     p = len(prio)
     k = -(-p // capacity)  # days that hold priority stops (the pool's first k days)
     carry = carry_to is not None and r > 0 and k <= q and len(normal) >= r
-    if carry and q == 0:
-        return [], list(normal)  # the whole pool is the leftover
     caps = [capacity] * q + ([r] if r else [])
     nv = len(caps)
     carry_vehicle = nv - 1 if carry else -1
@@ -259,14 +266,14 @@ def _solve_pool(
     fill = [caps[v] - len(initial[v]) for v in range(nv)]
     order = [v for v in range(nv) if v == carry_vehicle] + [v for v in range(nv) if v != carry_vehicle]
     locked_flags = np.zeros(m + base, dtype=np.int64)
-    for s in locked:
+    for s in held:
         locked_flags[node_of[s]] = 1
     segments = _itp_initial(
         dist, rest_tour, [fill[v] for v in order], [depots[v] for v in order],
         [v == carry_vehicle for v in order], locked_flags,
     )
     if segments is None:  # carried stops everywhere: no leftover can be formed, keep every day here
-        return _solve_pool(lon, lat, office, pool, locked, capacity, None)
+        return _solve_pool(lon, lat, priority, office, pool, locked, capacity, None)
     for v, seg in zip(order, segments, strict=True):
         initial[v] = initial[v] + seg
 
@@ -427,6 +434,34 @@ def _day(seq: list[int], stops: Sequence[Stop], weekday: int, bands: tuple[str, 
     return seq, deferred
 
 
+def _arrange(
+    days: list[list[int]], stops: Sequence[Stop], weekdays: list[int], bands: tuple[str, ...], capacity: int,
+) -> list[list[int]]:
+    """Order a pool's days on its worker-days (of the given weekdays) so that re-attempts meet their
+    absent weekday as seldom as possible. Priority days stay first and a short day stays last;
+    the full days in between are interchangeable (greedy, in slot order)."""
+    if not any(stops[i].attempt > 1 for day in days for i in day):
+        return days
+    head = 0
+    while head < len(days) and any(stops[i].priority for i in days[head]):
+        head += 1
+    tail = len(days) - 1 if days and head < len(days) and len(days[-1]) < capacity else len(days)
+    free = list(range(head, tail))
+    out = days[:head]
+    for j in range(head, tail):
+        if j >= len(weekdays):
+            out.extend(days[r] for r in free)
+            break
+
+        def cost(r: int, wd: int = weekdays[j]) -> int:
+            return min(len(_conflicts(days[r], stops, wd, bands)), len(_conflicts(days[r][::-1], stops, wd, bands)))
+
+        best = min(free, key=lambda r: (cost(r), r))
+        free.remove(best)
+        out.append(days[best])
+    return out + days[tail:]
+
+
 def plan_partner(request: PartnerPlanRequest, progress: Callable[[float], None] | None = None) -> PartnerPlan:
     """Plan every stop of one partner corporation onto its workers' days (see the module docstring)."""
     if request.capacity < 1:
@@ -443,6 +478,7 @@ def plan_partner(request: PartnerPlanRequest, progress: Callable[[float], None] 
         return plan
     lon = np.array([s.lon for s in stops], dtype=np.float64)
     lat = np.array([s.lat for s in stops], dtype=np.float64)
+    priority = np.array([s.priority for s in stops], dtype=bool)
     pools = _pools(stops, lon, lat, cap)
     total = len(stops)
     done = 0
@@ -483,10 +519,10 @@ def plan_partner(request: PartnerPlanRequest, progress: Callable[[float], None] 
         if n + 1 < len(pools):
             nxt = pools[n + 1].priority + pools[n + 1].normal
             target = (float(lon[nxt].mean()), float(lat[nxt].mean()))
-        days, carry_next = _solve_pool(lon, lat, office, pool, carry + deferred, cap, target)
+        days, carry_next = _solve_pool(lon, lat, priority, office, pool, carry + deferred, cap, target)
         done += len(pool.priority) + len(pool.normal)
         carry, deferred = carry_next, []
-        for route in days:
+        for route in _arrange(days, stops, [d.isoweekday() for d, _ in slots[slot:slot + len(days)]], bands, cap):
             deferred.extend(emit(route))
         if progress:
             progress(min(0.99, done / total))
@@ -497,9 +533,9 @@ def plan_partner(request: PartnerPlanRequest, progress: Callable[[float], None] 
         if slot >= len(slots):
             plan.unplaced.extend(stops[i].id for i in pending)
             break
-        days, _ = _solve_pool(lon, lat, office, _Pool([], []), pending, cap, None)
+        days, _ = _solve_pool(lon, lat, priority, office, _Pool([], []), pending, cap, None)
         pending = []
-        for route in days:
+        for route in _arrange(days, stops, [d.isoweekday() for d, _ in slots[slot:slot + len(days)]], bands, cap):
             pending.extend(emit(route))
     if progress:
         progress(1.0)

@@ -54,7 +54,7 @@ MAX_PULL_LIMIT = 500
 # A worker's device holds their schedule from a week back to four weeks ahead, not the town.
 SCHEDULE_WINDOW = (dt.timedelta(days=7), dt.timedelta(days=28))
 IMPLAUSIBLE_MIN_M = 150.0
-KINDS = ("form", "household", "scheduled_visit")
+KINDS = ["form", "household", "scheduled_visit"]  # others register theirs (see VISIBLE_PROVIDERS)
 
 
 class Rejected(Exception):
@@ -412,7 +412,16 @@ def visible_set(user: User) -> dict[tuple[str, str], int]:
     elif user.role == Role.COMMISSIONER:
         for hid, seq in visible_households(user).values_list("pk", "change_seq"):
             visible[("household", str(hid))] = seq
+    for provider in VISIBLE_PROVIDERS:
+        visible.update(provider(user))
     return visible
+
+
+# Other apps add kinds to the sync (outreach: concerns and cases) through these registries, filled
+# in their AppConfig.ready(): APPLIERS[kind] for push, a provider of (kind, id) → change_seq for
+# what a user's device may hold, and SERIALIZERS[kind] turning ids into {id: {"version", "data"}}.
+VISIBLE_PROVIDERS: list = []
+SERIALIZERS: dict = {}
 
 
 def _serialize(keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
@@ -432,6 +441,9 @@ def _serialize(keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
         out[("form", str(f.pk))] = {"version": f.version, "data": {
             "id": f.pk, "key": f.key, "version": f.version, "title": f.title, "definition": f.definition,
         }}
+    for kind, serializer in SERIALIZERS.items():
+        for oid, body in serializer(by_kind.get(kind, [])).items():
+            out[(kind, oid)] = body
     return out
 
 

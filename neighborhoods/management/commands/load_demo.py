@@ -46,7 +46,49 @@ class Command(BaseCommand):
         self._load_partners(hokuei, FIXTURES / "hokuei" / "partners.json", password)
         self._load_accounts(hokuei, password)
         self._demo_campaign(hokuei)
+        self._demo_outreach(hokuei)
         self.stdout.write(self.style.SUCCESS("demo data loaded"))
+
+    def _demo_outreach(self, town: Municipality) -> None:
+        """A 支え愛連絡会 with concerns and 見守り, and a few outreach cases (one overdue), so the map's
+        overdue list and the concern workflow have something to show."""
+        import datetime as dt
+
+        from django.utils import timezone
+
+        from outreach import services as outreach
+        from outreach.models import Meeting
+
+        if Meeting.objects.filter(municipality=town).exists():
+            return
+        hood = Neighborhood.objects.filter(municipality=town).order_by("code").first()
+        if hood is None:
+            return
+        from neighborhoods.models import Household
+
+        flagged = list(
+            Household.objects.filter(neighborhood=hood, risk_flags__overlap=["8050", "hikikomori", "hoarding"])[:3]
+        ) or list(Household.objects.filter(neighborhood=hood)[:3])
+        coordinator = User.objects.get(username=DEMO_USERNAMES["coordinator"])
+        today = timezone.localdate()
+        outreach.record_meeting(
+            user=coordinator, neighborhood=hood, held_on=today - dt.timedelta(days=20),
+            attendees=[{"role": "neighborhood_officer", "name": "自治会長"}, {"role": "commissioner", "name": "民生委員"},
+                       {"role": "welfare_division", "name": "福祉課"}, {"role": "shakyo", "name": "社協"}],
+            notes="（デモ）気になる人の情報交換",
+            concerns=[{"household_id": h.pk, "categories": ["isolation"], "description": "（デモ）最近姿を見ない"}
+                      for h in flagged],
+            watches=[{"household_id": h.pk, "watcher_name": "近所の方", "watcher_role": "ainowa", "cadence_days": 7,
+                      "started_on": today - dt.timedelta(days=20)} for h in flagged[:2]],
+        )
+        worker = User.objects.get(username=DEMO_USERNAMES["outreach_worker"])
+        for i, h in enumerate(flagged[:2]):
+            case = outreach.open_case(by=coordinator, household_id=h.pk, title="（デモ）継続的支援", lead_worker=worker,
+                                      opened_on=today - dt.timedelta(days=40 if i == 0 else 5))
+            if i == 0:
+                outreach.log_contact(case=case, by=worker, kind="visit", contacted_on=today - dt.timedelta(days=30),
+                                     reached=False, note="（デモ）応答なし")
+        outreach.sweep_overdue()
 
     def _demo_campaign(self, town: Municipality) -> None:
         """A running 世帯訪問調査 over all 自治会, allocated to the corporations in blocks of the code

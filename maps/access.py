@@ -1,0 +1,175 @@
+"""Who may see which map layer and which map data. Decided here for the maps app; the rules about
+households, concerns, cases and campaigns themselves are not repeated: they are taken from their
+apps' access modules (neighborhoods.access, outreach.access, visits.access) and turned into SQL
+conditions for the tile and coverage queries.
+
+- 自治会 boundaries, coverage numbers, community resources and the hexagon aggregate: every role of
+  the municipality (aggregates, no person in them; hexagons with fewer than HEXAGON_MIN_COUNT
+  households are left out);
+- household points and their isolation indicators: the households the role may see
+  (neighborhoods.access.household_scope), so none for the administrator;
+- the open-concern and open-case indicators: only where the role may see that concern or case;
+- the concerns and cases layers: coordinators;
+- the overdue list (open cases and 見守り marked overdue): coordinators and supervisors, the whole
+  municipality.
+"""
+
+from dataclasses import dataclass
+
+from django.core.exceptions import EmptyResultSet
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from accounts.models import User
+from accounts.roles import Role
+from backend.errors import Forbidden
+from neighborhoods.access import visible_households
+from visits.access import visible_campaigns
+from visits.models import Campaign
+
+COORDINATOR_LAYERS = frozenset({"concerns", "cases"})
+OVERDUE_READERS = frozenset({Role.COORDINATOR, Role.SUPERVISOR})
+# Hexagon cells with fewer households than this are not shown at all (so 0 and 1–4 look the same).
+HEXAGON_MIN_COUNT = 5
+
+
+@dataclass(frozen=True)
+class SqlCondition:
+    """A boolean SQL expression with its positional parameters (%s)."""
+
+    sql: str
+    params: tuple = ()
+
+
+FALSE = SqlCondition("FALSE")
+
+
+def _membership(queryset: QuerySet, column: str) -> SqlCondition | None:
+    """`column IN (<the queryset's ids>)`, or None when the queryset is empty by rule (`.none()`,
+    `pk__in=[]`): the caller may not see any."""
+    try:
+        sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    except EmptyResultSet:
+        return None
+    return SqlCondition(f"{column} IN ({sql})", tuple(params))
+
+
+def household_condition(user: User, column: str = "h.id") -> SqlCondition:
+    """The households the user may see, as SQL on a household id column."""
+    return _membership(visible_households(user), column) or FALSE
+
+
+def may_see_households(user: User) -> bool:
+    return _membership(visible_households(user), "id") is not None
+
+
+def open_concern_condition(user: User, column: str = "h.id") -> SqlCondition | None:
+    """Households with an open concern the user may see; None if the role sees no concerns."""
+    from outreach.access import visible_concerns
+
+    concerns = visible_concerns(user).exclude(status="closed").filter(household__isnull=False)
+    try:
+        sql, params = concerns.order_by().values("household_id").query.sql_with_params()
+    except EmptyResultSet:
+        return None
+    return SqlCondition(f"{column} IN ({sql})", tuple(params))
+
+
+def open_case_condition(user: User, column: str = "h.id") -> SqlCondition | None:
+    """Households with an open case the user may see; None if the role sees no cases."""
+    from outreach.access import visible_cases
+
+    cases = visible_cases(user).filter(status="open")
+    try:
+        sql, params = cases.order_by().values("household_id").query.sql_with_params()
+    except EmptyResultSet:
+        return None
+    return SqlCondition(f"{column} IN ({sql})", tuple(params))
+
+
+def layer_condition(user: User, layer: str, column: str) -> SqlCondition:
+    """The rows of a coordinators' layer the user may see (concerns, cases), as SQL on its id."""
+    from outreach.access import visible_cases, visible_concerns
+
+    require_layer(user, layer)
+    queryset = visible_concerns(user) if layer == "concerns" else visible_cases(user)
+    return _membership(queryset, column) or FALSE
+
+
+def require_layer(user: User, layer: str) -> None:
+    if layer in COORDINATOR_LAYERS and user.role != Role.COORDINATOR:
+        raise Forbidden(f"Only coordinators see the {layer} layer.", details={"layer": layer})
+    if layer == "households" and not may_see_households(user):
+        raise Forbidden(
+            "Your role may not see households; the hexagons layer shows how many live where.",
+            details={"layer": layer, "use": "hexagons"},
+        )
+
+
+def allowed_layers(user: User, layers: tuple[str, ...]) -> list[str]:
+    out = []
+    for layer in layers:
+        try:
+            require_layer(user, layer)
+        except Forbidden:
+            continue
+        out.append(layer)
+    return out
+
+
+def campaign_for(user: User, campaign_id: int | None) -> Campaign | None:
+    """The campaign a map shows: the one asked for (another municipality's answers 404), else the
+    municipality's current one (the latest running, else the latest started, else None)."""
+    campaigns = visible_campaigns(user)
+    if campaign_id is not None:
+        return get_object_or_404(campaigns, pk=campaign_id)
+    return current_campaign(campaigns)
+
+
+def current_campaign(campaigns: QuerySet[Campaign]) -> Campaign | None:
+    running = campaigns.filter(status=Campaign.Status.RUNNING).order_by("-start_date", "-pk").first()
+    if running is not None:
+        return running
+    return campaigns.exclude(status=Campaign.Status.DRAFT).order_by("-start_date", "-pk").first() or \
+        campaigns.order_by("-start_date", "-pk").first()
+
+
+def check_filter_ids(
+    user: User, *, neighborhood: int | None = None, daily_life_area: int | None = None, district: int | None = None,
+    partner: int | None = None,
+) -> None:
+    """Ids given as filters must name the user's own municipality's objects (else 404)."""
+    from neighborhoods.access import visible_daily_life_areas, visible_districts, visible_neighborhoods
+    from visits.access import visible_partners
+
+    for value, visible in (
+        (neighborhood, visible_neighborhoods), (daily_life_area, visible_daily_life_areas),
+        (district, visible_districts), (partner, visible_partners),
+    ):
+        if value is not None:
+            get_object_or_404(visible(user).only("pk"), pk=value)
+
+
+def require_overdue_reader(user: User) -> int:
+    """The municipality whose overdue list the user may read."""
+    if user.role not in OVERDUE_READERS:
+        raise Forbidden("Only coordinators and supervisors read the overdue list.")
+    return user.municipality_id
+
+
+# Roles whose household scope is the whole municipality; for the others the scope also depends on
+# allocations, campaigns' status and the commissioner's 自治会 (neighborhoods.access), so those
+# tables' versions go into their tiles' ETags.
+WHOLE_MUNICIPALITY_SCOPE = frozenset({Role.COORDINATOR, Role.SUPERVISOR})
+
+
+def scope_version_parts(user: User) -> tuple[str, ...]:
+    if user.role in WHOLE_MUNICIPALITY_SCOPE:
+        return ()
+    return ("allocation", "campaign", "commission")
+
+
+def scope_key(user: User) -> str:
+    """What makes one caller's view differ from another's (part of every tile's ETag); the data
+    version covers the tables the scope rules read (allocations, campaigns, commissioners' 自治会)."""
+    return f"m{user.municipality_id}:u{user.pk}:{user.role}:p{user.partner_organization_id or 0}"

@@ -1,0 +1,233 @@
+"""Maps: coverage per 自治会 / area / district / corporation / campaign, the isolation layer, the
+overdue list, vector tiles and GeoJSON of the small layers. Handlers check access (maps.access),
+call a query, and shape the answer."""
+
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from ninja import Field, Path, Query, Router, Schema
+
+from api.geo import parse_bbox
+from maps import access, queries, services, tiles
+from maps.schemas import (
+    CoverageOut,
+    GroupBy,
+    Indicator,
+    IsolationOut,
+    MapConfigOut,
+    OverdueOut,
+    WeeklyOut,
+)
+from neighborhoods.models import ResourceType
+from visits.access import visible_campaigns
+
+router = Router(tags=["maps"])
+
+
+def _campaign_ref(campaign) -> dict | None:
+    if campaign is None:
+        return None
+    return {"id": campaign.pk, "name": campaign.name, "fiscal_year": campaign.fiscal_year, "status": campaign.status,
+            "start_date": campaign.start_date, "end_date": campaign.end_date}
+
+
+def _snapshot(states: dict[int, dict]) -> dict | None:
+    if not states:
+        return None
+    refreshed = [s["refreshed_at"] for s in states.values()]
+    return {
+        "refreshed_at": None if any(r is None for r in refreshed) else min(refreshed),
+        "stale": any(s["stale"] for s in states.values()),
+        "refreshing": any(s["refreshing"] for s in states.values()),
+    }
+
+
+class GroupFilters(Schema):
+    neighborhood: int | None = Field(None, description="Only this 自治会")
+    daily_life_area: int | None = Field(None, description="Only this 日常生活圏域")
+    district: int | None = Field(None, description="Only this 地区")
+    partner: int | None = Field(None, description="Only the 自治会 allocated to this corporation")
+
+    def checked(self, user) -> queries.CoverageFilter:
+        access.check_filter_ids(
+            user, neighborhood=self.neighborhood, daily_life_area=self.daily_life_area, district=self.district,
+            partner=self.partner,
+        )
+        return queries.CoverageFilter(
+            neighborhood=self.neighborhood, daily_life_area=self.daily_life_area, district=self.district,
+            partner=self.partner,
+        )
+
+
+class CoverageQuery(GroupFilters):
+    campaign: int | None = Field(None, description="Default: the current campaign (all of them for group_by=campaign)")
+    group_by: GroupBy = "neighborhood"
+    limit: int = Field(100, ge=1, le=500)
+    offset: int = Field(0, ge=0)
+
+
+@router.get("/coverage", response=CoverageOut, summary="Survey coverage per 自治会, area, district, corporation or campaign")
+def coverage(request: HttpRequest, q: Query[CoverageQuery]):
+    user = request.auth
+    filters = q.checked(user)
+    if q.group_by == "campaign" and q.campaign is None:
+        campaign, campaigns = None, list(visible_campaigns(user))
+    else:
+        campaign = access.campaign_for(user, q.campaign)
+        campaigns = [campaign] if campaign else []
+    states = services.ensure_fresh(campaigns)
+    page = queries.read_coverage(
+        municipality_id=user.municipality_id, campaign_ids=[c.pk for c in campaigns], group_by=q.group_by,
+        filters=filters, limit=q.limit, offset=q.offset,
+    )
+    return {
+        "campaign": _campaign_ref(campaign), "group_by": q.group_by, "snapshot": _snapshot(states),
+        "totals": page.totals, "items": page.items, "count": page.count,
+    }
+
+
+class WeeklyQuery(GroupFilters):
+    campaign: int | None = Field(None, description="Default: the current campaign")
+
+
+@router.get("/coverage/weekly", response=WeeklyOut, summary="Finished households per ISO week, and cumulative coverage")
+def coverage_weekly(request: HttpRequest, q: Query[WeeklyQuery]):
+    user = request.auth
+    filters = q.checked(user)
+    campaign = access.campaign_for(user, q.campaign)
+    if campaign is None:
+        return {"campaign": None, "snapshot": None, "in_scope": 0, "items": [], "count": 0}
+    states = services.ensure_fresh([campaign])
+    series = queries.read_weekly(campaign=campaign, filters=filters, today=timezone.localdate())
+    return {"campaign": _campaign_ref(campaign), "snapshot": _snapshot(states), "in_scope": series["in_scope"],
+            "items": series["items"], "count": len(series["items"])}
+
+
+class IsolationQuery(Schema):
+    months: int = Field(6, ge=1, le=120, description="No contact: no visit with outcome met within this many months")
+    indicator: list[Indicator] = Field(
+        default_factory=list, description="Households with all of these (repeat the parameter); none: at least one"
+    )
+    neighborhood: int | None = None
+    bbox: str | None = Field(None, description="minLon,minLat,maxLon,maxLat")
+    limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0)
+
+
+@router.get("/isolation", response=IsolationOut, summary="Households with isolation indicators and the nearest resource")
+def isolation(request: HttpRequest, q: Query[IsolationQuery]):
+    user = request.auth
+    access.require_layer(user, "households")
+    access.check_filter_ids(user, neighborhood=q.neighborhood)
+    items, count, withheld = queries.read_isolation(
+        user, months=q.months, indicators=q.indicator, neighborhood_id=q.neighborhood, bbox=parse_bbox(q.bbox),
+        limit=q.limit, offset=q.offset, today=timezone.localdate(),
+    )
+    return {"months": q.months, "withheld": list(withheld), "items": items, "count": count}
+
+
+class OverdueQuery(Schema):
+    kind: str | None = Field(None, pattern="^(case|watch)$")
+    limit: int = Field(100, ge=1, le=500)
+    offset: int = Field(0, ge=0)
+
+
+@router.get("/overdue", response=OverdueOut, summary="Open cases and 見守り past their due date (coordinators, supervisors)")
+def overdue(request: HttpRequest, q: Query[OverdueQuery]):
+    municipality_id = access.require_overdue_reader(request.auth)
+    items, count = queries.read_overdue(
+        municipality_id=municipality_id, kind=q.kind, limit=q.limit, offset=q.offset, today=timezone.localdate()
+    )
+    return {"items": items, "count": count}
+
+
+@router.get("/layers", response=MapConfigOut, summary="What the map page needs: layers for my role, campaigns, bounds")
+def layers(request: HttpRequest):
+    user = request.auth
+    campaigns = list(visible_campaigns(user).order_by("-start_date", "-pk"))
+    current = access.current_campaign(visible_campaigns(user))
+    withheld = [
+        name for name, cond in (
+            ("open_concern", access.open_concern_condition(user)), ("open_case", access.open_case_condition(user))
+        ) if cond is None
+    ] if access.may_see_households(user) else list(queries.INDICATORS)
+    return {
+        "role": user.role, "municipality": str(user.municipality),
+        "bounds": queries.municipality_bounds(user.municipality_id),
+        "campaigns": [_campaign_ref(c) for c in campaigns], "current_campaign_id": current.pk if current else None,
+        "layers": tiles.layer_info(user), "indicators": list(queries.INDICATORS), "withheld_indicators": withheld,
+        "hexagon_min_count": access.HEXAGON_MIN_COUNT, "overdue": user.role in access.OVERDUE_READERS,
+    }
+
+
+def _conditional(request: HttpRequest, tag: str, content_type: str, build) -> HttpResponse:
+    """304 when the client has this version; otherwise build the body. Private: per user."""
+    if tiles.etag_matches(request.headers.get("If-None-Match"), tag):
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(build(), content_type=content_type)
+    response["ETag"] = tag
+    response["Cache-Control"] = tiles.CACHE_CONTROL
+    response["Vary"] = "Authorization, Cookie"
+    return response
+
+
+class TileQuery(Schema):
+    campaign: int | None = Field(None, description="neighborhoods, households: default the current campaign")
+    months: int = Field(6, ge=1, le=120, description="households: the no-contact window")
+    indicator: list[Indicator] = Field(default_factory=list, description="households: only those with all of these")
+
+
+class TilePath(Schema):
+    layer: str
+    z: str
+    x: str
+    y: str
+
+
+@router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", summary="A vector tile (Mapbox Vector Tile), one ST_AsMVT query")
+def tile(request: HttpRequest, path: Path[TilePath], q: Query[TileQuery]):
+    user = request.auth
+    layer = tiles.layer_for(path.layer)
+    z, x, y = tiles.parse_tile(path.z, path.x, path.y)
+    access.require_layer(user, layer.name)
+    tiles.check_zoom(layer, z)
+    campaign = access.campaign_for(user, q.campaign) if layer.name in ("neighborhoods", "households") else None
+    req = tiles.TileRequest(
+        user=user, layer=layer.name, z=z, x=x, y=y, campaign=campaign, months=q.months,
+        indicators=tuple(q.indicator), today=timezone.localdate(),
+    )
+    if request.headers.get("If-None-Match"):
+        return _conditional(request, tiles.etag(req), tiles.CONTENT_TYPE, lambda: tiles.render(req))
+    body, tag = tiles.render_with_etag(req)
+    return _conditional(request, tag, tiles.CONTENT_TYPE, lambda: body)
+
+
+class GeoJsonQuery(Schema):
+    campaign: int | None = Field(None, description="Default: the current campaign")
+    simplify: float = Field(0.0, ge=0, le=0.01, description="Simplification tolerance in degrees")
+
+
+@router.get("/neighborhoods.geojson", summary="自治会 with the campaign's coverage, as GeoJSON")
+def neighborhoods_geojson(request: HttpRequest, q: Query[GeoJsonQuery]):
+    user = request.auth
+    chosen = access.campaign_for(user, q.campaign)
+    cid = chosen.pk if chosen else None
+    version = queries.data_version(("neighborhood", "coverage"), queries.VersionContext(
+        municipality_id=user.municipality_id, user_id=user.pk, campaign_id=cid,
+    ))
+    tag = tiles.json_etag("neighborhoods", f"c{cid};s{q.simplify}", user, version)
+    return _conditional(request, tag, "application/geo+json", lambda: queries.neighborhoods_geojson(
+        municipality_id=user.municipality_id, campaign_id=cid, tolerance=q.simplify,
+    ))
+
+
+@router.get("/resources.geojson", summary="Community resources (居場所・社会資源) as GeoJSON")
+def resources_geojson(request: HttpRequest, type: ResourceType | None = None):
+    user = request.auth
+    version = queries.data_version(("resource",), queries.VersionContext(
+        municipality_id=user.municipality_id, user_id=user.pk,
+    ))
+    tag = tiles.json_etag("resources", f"t{type or ''}", user, version)
+    return _conditional(request, tag, "application/geo+json", lambda: queries.resources_geojson(
+        municipality_id=user.municipality_id, resource_type=type,
+    ))

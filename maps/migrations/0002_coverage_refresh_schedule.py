@@ -1,0 +1,33 @@
+"""The django-q2 schedule that keeps coverage snapshots fresh (every 5 minutes)."""
+
+from django.db import migrations
+from django.utils import timezone
+
+NAME = "maps-coverage-refresh"
+
+
+def add_schedule(apps, schema_editor):
+    Schedule = apps.get_model("django_q", "Schedule")
+    Schedule.objects.update_or_create(
+        name=NAME,
+        defaults={
+            "func": "maps.tasks.refresh_due_coverage_task",
+            "schedule_type": "I",
+            "minutes": 5,
+            "repeats": -1,
+            "next_run": timezone.now(),
+        },
+    )
+
+
+def remove_schedule(apps, schema_editor):
+    apps.get_model("django_q", "Schedule").objects.filter(name=NAME).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("maps", "0001_coverage_snapshots"),
+        ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
+    ]
+
+    operations = [migrations.RunPython(add_schedule, remove_schedule)]

@@ -1,0 +1,88 @@
+"""Coverage snapshots: per campaign and 自治会, the survey's numbers, computed in SQL by a refresh
+(maps.services.refresh_coverage, run as a django-q2 task) and read by the coverage endpoints and
+the neighborhoods tile. At a million households the aggregate takes seconds; reading the snapshot
+takes milliseconds, and every read says how old it is."""
+
+from django.db import models
+
+
+class CoverageCell(models.Model):
+    """One 自治会 of one campaign: households in scope and how far the survey got with them.
+
+    in_scope = households of the 自治会 not known to be vacant or moved, plus those the campaign found
+    vacant or moved (they count as finished). Each in-scope household is in exactly one of
+    finished (met, refused, leaflet_left, moved_or_vacant), absent_pending (tried, not finished)
+    and not_visited."""
+
+    campaign = models.ForeignKey("visits.Campaign", on_delete=models.CASCADE, related_name="+")
+    neighborhood = models.ForeignKey("neighborhoods.Neighborhood", on_delete=models.CASCADE, related_name="+")
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.CASCADE, related_name="+")
+    # Copied from the 自治会, its place in the campaign and its allocation when the snapshot was made
+    # (they are part of the snapshot's version), so reads group and filter without joins.
+    position = models.PositiveIntegerField(default=0)
+    district_id = models.BigIntegerField(null=True, blank=True)
+    daily_life_area_id = models.BigIntegerField(null=True, blank=True)
+    partner_organization_id = models.BigIntegerField(null=True, blank=True)
+    in_scope = models.PositiveIntegerField(default=0)
+    met = models.PositiveIntegerField(default=0)
+    refused = models.PositiveIntegerField(default=0)
+    leaflet_left = models.PositiveIntegerField(default=0)
+    moved_or_vacant = models.PositiveIntegerField(default=0)
+    absent_pending = models.PositiveIntegerField(default=0)
+    not_visited = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "訪問状況 (自治会別)"
+        verbose_name_plural = "訪問状況 (自治会別)"
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "neighborhood"], name="coverage_cell_unique"),
+        ]
+        indexes = [models.Index(fields=["municipality", "campaign"], name="coverage_cell_campaign")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}:{self.neighborhood_id} {self.in_scope}"
+
+
+class CoverageWeek(models.Model):
+    """Households of a campaign's 自治会 that were finished in one ISO week (Monday, Japan time)."""
+
+    campaign = models.ForeignKey("visits.Campaign", on_delete=models.CASCADE, related_name="+")
+    neighborhood = models.ForeignKey("neighborhoods.Neighborhood", on_delete=models.CASCADE, related_name="+")
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.CASCADE, related_name="+")
+    district_id = models.BigIntegerField(null=True, blank=True)
+    daily_life_area_id = models.BigIntegerField(null=True, blank=True)
+    partner_organization_id = models.BigIntegerField(null=True, blank=True)
+    week = models.DateField(help_text="The Monday of the ISO week")
+    finished = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "週別訪問完了"
+        verbose_name_plural = "週別訪問完了"
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "neighborhood", "week"], name="coverage_week_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}:{self.neighborhood_id} {self.week} +{self.finished}"
+
+
+class CoverageRefresh(models.Model):
+    """When a campaign's snapshot was last computed, and from which version of its sources.
+
+    `requested_version` deduplicates refresh requests: a read that finds the sources changed asks
+    for a refresh only if nobody asked for that version yet."""
+
+    campaign = models.OneToOneField("visits.Campaign", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.CASCADE, related_name="+")
+    source_version = models.CharField(max_length=200, blank=True)
+    requested_version = models.CharField(max_length=200, blank=True)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "訪問状況の集計"
+        verbose_name_plural = "訪問状況の集計"
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} @ {self.refreshed_at}"

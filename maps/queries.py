@@ -1,0 +1,661 @@
+"""Read-side SQL of the maps app: coverage (the snapshot and the aggregate that fills it), the
+weekly series, isolation indicators with the nearest community resource (KNN), the overdue list,
+GeoJSON of the small layers, and the data versions that ETags are made of. Everything is set-based
+SQL; Python only shapes rows into dicts."""
+
+import calendar
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import connection
+
+from accounts.models import User
+
+FINAL_STATES = ("met", "refused", "moved", "vacant", "leaflet_left")
+GONE_STATUSES = ("vacant", "moved")
+_FINAL = "('met', 'refused', 'moved', 'vacant', 'leaflet_left')"
+
+
+def _rows(sql: str, params: Sequence | dict) -> list[dict]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        cols = [c.name for c in cursor.description]
+        return [dict(zip(cols, r, strict=True)) for r in cursor.fetchall()]
+
+
+def _value(sql: str, params: Sequence | dict):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+# --- coverage: the aggregate (run by the refresh) ------------------------------------------------
+
+# Per targeted 自治会 of one campaign. A household is in scope unless it is known vacant or moved
+# (and the campaign did not itself find it so); each in-scope household is finished (a final
+# state), absent_pending (tried, not finished) or not visited.
+COVERAGE_AGGREGATE_SQL = f"""
+SELECT t.campaign_id, t.neighborhood_id, %(municipality)s AS municipality_id, t.position,
+       n.district_id, n.daily_life_area_id, a.partner_organization_id,
+       count(h.id) FILTER (WHERE h.status NOT IN ('vacant', 'moved') OR ch.state IN {_FINAL}) AS in_scope,
+       count(h.id) FILTER (WHERE ch.state = 'met') AS met,
+       count(h.id) FILTER (WHERE ch.state = 'refused') AS refused,
+       count(h.id) FILTER (WHERE ch.state = 'leaflet_left') AS leaflet_left,
+       count(h.id) FILTER (WHERE ch.state IN ('moved', 'vacant')) AS moved_or_vacant,
+       count(h.id) FILTER (WHERE h.status NOT IN ('vacant', 'moved') AND ch.state NOT IN {_FINAL}
+                           AND ch.attempts > 0) AS absent_pending,
+       count(h.id) FILTER (WHERE h.status NOT IN ('vacant', 'moved')
+                           AND (ch.id IS NULL OR (ch.state NOT IN {_FINAL} AND ch.attempts = 0))) AS not_visited
+  FROM visits_campaignneighborhood t
+  JOIN neighborhoods_neighborhood n ON n.id = t.neighborhood_id
+  LEFT JOIN visits_allocation a ON a.campaign_id = t.campaign_id AND a.neighborhood_id = t.neighborhood_id
+  LEFT JOIN neighborhoods_household h
+         ON h.municipality_id = %(municipality)s AND h.neighborhood_id = t.neighborhood_id
+  LEFT JOIN visits_campaignhousehold ch ON ch.campaign_id = t.campaign_id AND ch.household_id = h.id
+ WHERE t.campaign_id = %(campaign)s
+ GROUP BY t.campaign_id, t.neighborhood_id, t.position, n.district_id, n.daily_life_area_id, a.partner_organization_id
+"""  # noqa: S608 - constant fragments, values bound
+COVERAGE_CELL_COLUMNS = (
+    "campaign_id, neighborhood_id, municipality_id, position, district_id, daily_life_area_id, "
+    "partner_organization_id, in_scope, met, refused, leaflet_left, moved_or_vacant, absent_pending, not_visited"
+)
+
+# Households of the campaign's 自治会 finished per ISO week. When a household was finished: its
+# first final visit record since the campaign started (corrected records left out), else the day
+# of the attempt that finished it, else when its state last changed.
+COVERAGE_WEEKS_SQL = f"""
+WITH first_final AS MATERIALIZED (  -- once, not once per parallel worker
+  SELECT vr.household_id, min(vr.visited_at) AS at
+    FROM visits_visitrecord vr
+   WHERE vr.municipality_id = %(municipality)s AND vr.outcome IN {_FINAL} AND vr.visited_at >= %(since)s
+     AND NOT EXISTS (SELECT 1 FROM visits_visitrecord c WHERE c.supersedes_id = vr.id)
+   GROUP BY vr.household_id
+)
+SELECT ch.campaign_id, h.neighborhood_id, %(municipality)s AS municipality_id,
+       n.district_id, n.daily_life_area_id, a.partner_organization_id,
+       date_trunc('week', (COALESCE(f.at, (ch.last_attempt_date + time '12:00') AT TIME ZONE %(tz)s,
+                                    ch.updated_at)) AT TIME ZONE %(tz)s)::date AS week,
+       count(*) AS finished
+  FROM visits_campaignhousehold ch
+  JOIN neighborhoods_household h ON h.id = ch.household_id
+  JOIN visits_campaignneighborhood t ON t.campaign_id = ch.campaign_id AND t.neighborhood_id = h.neighborhood_id
+  JOIN neighborhoods_neighborhood n ON n.id = t.neighborhood_id
+  LEFT JOIN visits_allocation a ON a.campaign_id = t.campaign_id AND a.neighborhood_id = t.neighborhood_id
+  LEFT JOIN first_final f ON f.household_id = ch.household_id
+ WHERE ch.campaign_id = %(campaign)s AND ch.state IN {_FINAL}
+ GROUP BY 1, 2, 3, 4, 5, 6, 7
+"""  # noqa: S608 - constant fragments, values bound
+COVERAGE_WEEK_COLUMNS = (
+    "campaign_id, neighborhood_id, municipality_id, district_id, daily_life_area_id, partner_organization_id, "
+    "week, finished"
+)
+
+
+def aggregate_params(*, campaign_id: int, municipality_id: int, start_date: dt.date) -> dict:
+    return {"campaign": campaign_id, "municipality": municipality_id, "tz": settings.TIME_ZONE,
+            "since": _start_of_day(start_date)}
+
+
+# The version of each campaign's inputs beside its snapshot row, from index lookups and small
+# scans: households (status, 自治会) and scheduled visits (every plan and outcome changes one)
+# through the sync sequence; the campaign's targets and allocations; the municipality's 自治会;
+# the campaign row. Visit records without a scheduled visit and hand edits of campaign states are
+# not seen here: the periodic sweep (maps.services.refresh_due_coverage) picks those up.
+FRESHNESS_SQL = """
+SELECT c.id AS campaign_id,
+       concat_ws(':', g.households, g.visits, t.n || '/' || t.max_id, al.n || '/' || al.checksum,
+                 nb.n || '/' || nb.changed, extract(epoch FROM c.updated_at)) AS version,
+       r.source_version, r.requested_version, r.requested_at, r.refreshed_at
+  FROM visits_campaign c
+ CROSS JOIN (SELECT (SELECT max(change_seq) FROM neighborhoods_household) AS households,
+                    (SELECT max(change_seq) FROM visits_scheduledvisit) AS visits) g
+ CROSS JOIN LATERAL (SELECT count(*) AS n, coalesce(max(id), 0) AS max_id
+                       FROM visits_campaignneighborhood WHERE campaign_id = c.id) t
+ CROSS JOIN LATERAL (SELECT count(*) AS n, coalesce(sum(partner_organization_id * 7919 + neighborhood_id), 0) AS checksum
+                       FROM visits_allocation WHERE campaign_id = c.id) al
+ CROSS JOIN LATERAL (SELECT count(*) AS n, coalesce(max(extract(epoch FROM updated_at)), 0) AS changed
+                       FROM neighborhoods_neighborhood WHERE municipality_id = c.municipality_id) nb
+  LEFT JOIN maps_coveragerefresh r ON r.campaign_id = c.id
+ WHERE c.id = ANY(%(campaigns)s)
+"""
+
+
+def freshness(campaign_ids: Sequence[int]) -> dict[int, dict]:
+    return {r["campaign_id"]: r for r in _rows(FRESHNESS_SQL, {"campaigns": list(campaign_ids)})}
+
+
+# --- coverage: reads of the snapshot -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Grouping:
+    key: str  # a column of maps_coveragecell
+    order: str  # on the grouped rows (before the labels are joined: only the page is labelled)
+    label_join: str
+    label_cols: str
+
+
+GROUPINGS = {
+    "neighborhood": Grouping(
+        "neighborhood_id", "g.position, g.key", "JOIN neighborhoods_neighborhood l ON l.id = page.key",
+        "l.code AS code, l.name AS name",
+    ),
+    "daily_life_area": Grouping(
+        "daily_life_area_id", "g.key NULLS LAST", "LEFT JOIN neighborhoods_dailylifearea l ON l.id = page.key",
+        "l.code AS code, coalesce(l.name, '未設定') AS name",
+    ),
+    "district": Grouping(
+        "district_id", "g.key NULLS LAST", "LEFT JOIN neighborhoods_district l ON l.id = page.key",
+        "l.code AS code, coalesce(l.name, '未設定') AS name",
+    ),
+    "partner": Grouping(
+        "partner_organization_id", "g.key NULLS LAST", "LEFT JOIN visits_partnerorganization l ON l.id = page.key",
+        "l.code AS code, coalesce(l.name, '未割当') AS name",
+    ),
+    "campaign": Grouping(
+        "campaign_id", "g.key DESC", "JOIN visits_campaign l ON l.id = page.key",
+        "NULL AS code, l.name AS name, l.fiscal_year, l.status AS campaign_status",
+    ),
+}
+
+_STATE = """CASE WHEN {p}in_scope > 0 AND {p}finished >= {p}in_scope THEN 'complete'
+                 WHEN {p}finished + {p}absent_pending > 0 THEN 'in_progress' ELSE 'not_started' END"""
+_CELL_FINISHED = "(c.met + c.refused + c.leaflet_left + c.moved_or_vacant)"
+_CELL_STATE = _STATE.format(p="c.").replace("c.finished", _CELL_FINISHED)
+
+COVERAGE_READ_SQL = """
+WITH g AS (
+  SELECT c.{key} AS key, min(c.position) AS position, min(c.district_id) AS district_id,
+         min(c.daily_life_area_id) AS daily_life_area_id, min(c.partner_organization_id) AS partner_organization_id,
+         sum(c.in_scope)::int AS in_scope, sum(c.met)::int AS met, sum(c.refused)::int AS refused,
+         sum(c.leaflet_left)::int AS leaflet_left, sum(c.moved_or_vacant)::int AS moved_or_vacant,
+         sum(c.absent_pending)::int AS absent_pending, sum(c.not_visited)::int AS not_visited,
+         sum({finished})::int AS finished, count(*)::int AS neighborhoods,
+         count(*) FILTER (WHERE {cell_state} = 'complete')::int AS neighborhoods_complete,
+         count(*) FILTER (WHERE {cell_state} = 'in_progress')::int AS neighborhoods_in_progress,
+         count(*) FILTER (WHERE {cell_state} = 'not_started')::int AS neighborhoods_not_started
+    FROM maps_coveragecell c
+   WHERE c.municipality_id = %(municipality)s AND c.campaign_id = ANY(%(campaigns)s) {filters}
+   GROUP BY 1
+),
+page AS (
+  SELECT g.*, {group_state} AS state,
+         count(*) OVER () AS total_count,
+         sum(g.in_scope) OVER () AS total_in_scope, sum(g.met) OVER () AS total_met,
+         sum(g.refused) OVER () AS total_refused, sum(g.leaflet_left) OVER () AS total_leaflet_left,
+         sum(g.moved_or_vacant) OVER () AS total_moved_or_vacant,
+         sum(g.absent_pending) OVER () AS total_absent_pending, sum(g.not_visited) OVER () AS total_not_visited,
+         sum(g.finished) OVER () AS total_finished, sum(g.neighborhoods) OVER () AS total_neighborhoods,
+         sum(g.neighborhoods_complete) OVER () AS total_neighborhoods_complete,
+         sum(g.neighborhoods_in_progress) OVER () AS total_neighborhoods_in_progress,
+         sum(g.neighborhoods_not_started) OVER () AS total_neighborhoods_not_started,
+         row_number() OVER (ORDER BY {order}) AS n
+    FROM g
+   ORDER BY {order}
+   LIMIT %(limit)s OFFSET %(offset)s
+)
+SELECT page.*, {label_cols}
+  FROM page {label_join}
+ ORDER BY page.n
+"""
+
+COUNT_FIELDS = (
+    "in_scope", "met", "refused", "leaflet_left", "moved_or_vacant", "absent_pending", "not_visited", "finished",
+)
+
+
+@dataclass
+class CoverageFilter:
+    neighborhood: int | None = None
+    daily_life_area: int | None = None
+    district: int | None = None
+    partner: int | None = None
+
+    def sql(self, alias: str) -> tuple[str, dict]:
+        """Conditions on a snapshot table (cells or weeks: both carry these columns)."""
+        parts, params = [], {}
+        for name, column in (
+            ("neighborhood", "neighborhood_id"), ("daily_life_area", "daily_life_area_id"),
+            ("district", "district_id"), ("partner", "partner_organization_id"),
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                parts.append(f" AND {alias}.{column} = %(f_{name})s")
+                params[f"f_{name}"] = value
+        return "".join(parts), params
+
+
+def coverage_pct(finished: int, in_scope: int) -> float:
+    return round(100 * finished / in_scope, 1) if in_scope else 0.0
+
+
+@dataclass
+class CoveragePage:
+    items: list[dict]
+    count: int
+    totals: dict = field(default_factory=dict)
+
+
+def coverage_read_sql(group_by: str, filters: CoverageFilter) -> tuple[str, dict]:
+    grouping = GROUPINGS[group_by]
+    filter_sql, params = filters.sql("c")
+    sql = COVERAGE_READ_SQL.format(
+        key=grouping.key, order=grouping.order, label_cols=grouping.label_cols, label_join=grouping.label_join,
+        finished=_CELL_FINISHED, cell_state=_CELL_STATE, group_state=_STATE.format(p="g."), filters=filter_sql,
+    )
+    return sql, params
+
+
+def read_coverage(
+    *, municipality_id: int, campaign_ids: Sequence[int], group_by: str, filters: CoverageFilter,
+    limit: int, offset: int,
+) -> CoveragePage:
+    """One statement: the snapshot's cells of the campaigns, grouped, paged, labelled, with the
+    totals over all groups (window sums, taken before the LIMIT)."""
+    sql, params = coverage_read_sql(group_by, filters)
+    params.update({"municipality": municipality_id, "campaigns": list(campaign_ids), "limit": limit, "offset": offset})
+    rows = _rows(sql, params)
+    if not rows and offset:
+        # Past the last page: the count and totals still answer (every row carries them).
+        head = _rows(sql, {**params, "limit": 1, "offset": 0})
+        return CoveragePage(items=[], count=head[0]["total_count"] if head else 0,
+                            totals=_totals(head[0]) if head else _empty_totals())
+    return CoveragePage(
+        items=[_item(r, group_by) for r in rows], count=rows[0]["total_count"] if rows else 0,
+        totals=_totals(rows[0]) if rows else _empty_totals(),
+    )
+
+
+def _item(r: dict, group_by: str) -> dict:
+    item = {
+        "id": r["key"], "code": r.get("code"), "name": r.get("name") or "",
+        **{k: r[k] for k in COUNT_FIELDS}, "coverage_pct": coverage_pct(r["finished"], r["in_scope"]),
+        "state": r["state"],
+        "neighborhoods": {
+            "total": r["neighborhoods"], "complete": r["neighborhoods_complete"],
+            "in_progress": r["neighborhoods_in_progress"], "not_started": r["neighborhoods_not_started"],
+        },
+    }
+    if group_by == "neighborhood":
+        item.update(position=r["position"], district_id=r["district_id"], daily_life_area_id=r["daily_life_area_id"],
+                    partner_organization_id=r["partner_organization_id"])
+    if group_by == "campaign":
+        item.update(fiscal_year=r["fiscal_year"], campaign_status=r["campaign_status"])
+    return item
+
+
+def _totals(r: dict) -> dict:
+    t = {k: int(r[f"total_{k}"] or 0) for k in COUNT_FIELDS}
+    t["coverage_pct"] = coverage_pct(t["finished"], t["in_scope"])
+    t["state"] = (
+        "complete" if t["in_scope"] and t["finished"] >= t["in_scope"]
+        else "in_progress" if t["finished"] + t["absent_pending"] else "not_started"
+    )
+    t["neighborhoods"] = {
+        "total": int(r["total_neighborhoods"] or 0), "complete": int(r["total_neighborhoods_complete"] or 0),
+        "in_progress": int(r["total_neighborhoods_in_progress"] or 0),
+        "not_started": int(r["total_neighborhoods_not_started"] or 0),
+    }
+    return t
+
+
+def _empty_totals() -> dict:
+    t = dict.fromkeys(COUNT_FIELDS, 0)
+    t.update(coverage_pct=0.0, state="not_started",
+             neighborhoods={"total": 0, "complete": 0, "in_progress": 0, "not_started": 0})
+    return t
+
+
+WEEKLY_SQL = """
+WITH weeks AS (
+  SELECT w.week, sum(w.finished)::int AS finished
+    FROM maps_coverageweek w
+   WHERE w.campaign_id = %(campaign)s {week_filters}
+   GROUP BY w.week
+),
+scope AS (
+  SELECT coalesce(sum(c.in_scope), 0)::int AS in_scope
+    FROM maps_coveragecell c WHERE c.campaign_id = %(campaign)s {cell_filters}
+),
+span AS (
+  SELECT generate_series(
+           date_trunc('week', %(start)s::date)::date,
+           greatest(date_trunc('week', least(%(today)s::date, %(end)s::date))::date,
+                    coalesce((SELECT max(week) FROM weeks), date_trunc('week', %(start)s::date)::date)),
+           interval '7 days')::date AS week
+)
+SELECT span.week, coalesce(weeks.finished, 0) AS finished,
+       sum(coalesce(weeks.finished, 0)) OVER (ORDER BY span.week)::int AS cumulative,
+       (SELECT in_scope FROM scope) AS in_scope
+  FROM span LEFT JOIN weeks ON weeks.week = span.week
+ ORDER BY span.week
+"""
+
+
+def read_weekly(*, campaign, filters: CoverageFilter, today: dt.date) -> dict:
+    week_filters, params = filters.sql("w")
+    cell_filters, _ = filters.sql("c")
+    params.update({"campaign": campaign.pk, "start": campaign.start_date, "end": campaign.end_date, "today": today})
+    rows = _rows(WEEKLY_SQL.format(week_filters=week_filters, cell_filters=cell_filters), params)
+    in_scope = rows[0]["in_scope"] if rows else 0
+    items = []
+    for r in rows:
+        iso = r["week"].isocalendar()
+        items.append({
+            "week": f"{iso.year}-W{iso.week:02d}", "week_start": r["week"], "finished": r["finished"],
+            "cumulative": r["cumulative"], "coverage_pct": coverage_pct(r["cumulative"], in_scope),
+        })
+    return {"in_scope": in_scope, "items": items}
+
+
+# --- isolation indicators ------------------------------------------------------------------------
+
+INDICATORS = (
+    "single_elderly", "elderly_only", "8050", "hikikomori", "hoarding", "multi_pet",
+    "no_contact", "refused", "open_concern", "open_case",
+)
+FLAG_INDICATORS = ("8050", "hikikomori", "hoarding", "multi_pet")
+
+
+@dataclass(frozen=True)
+class IndicatorSql:
+    """The indicator columns for households aliased `h`, with their parameters, in order."""
+
+    columns: str
+    params: tuple
+    withheld: tuple[str, ...]
+
+
+def indicator_columns(user: User, *, months: int, today: dt.date) -> IndicatorSql:
+    """SQL for every indicator of a household `h`. open_concern / open_case are left out (withheld)
+    for roles that may not see concerns or cases."""
+    from maps.access import open_case_condition, open_concern_condition
+
+    since = _months_before(today, months)
+    cols = [
+        "(h.living_arrangement = 'single_elderly') AS single_elderly",
+        "(h.living_arrangement = 'elderly_only') AS elderly_only",
+        *[f"('{flag}' = ANY (h.risk_flags)) AS \"{flag}\"" for flag in FLAG_INDICATORS],
+        "NOT EXISTS (SELECT 1 FROM visits_visitrecord vm WHERE vm.municipality_id = h.municipality_id"
+        " AND vm.household_id = h.id AND vm.outcome = 'met' AND vm.visited_at >= %s) AS no_contact",
+        "(EXISTS (SELECT 1 FROM visits_visitrecord vr WHERE vr.municipality_id = h.municipality_id"
+        " AND vr.household_id = h.id AND vr.outcome = 'refused')"
+        " OR EXISTS (SELECT 1 FROM visits_campaignhousehold cr WHERE cr.household_id = h.id"
+        " AND cr.state = 'refused')) AS refused",
+    ]
+    params: list = [_start_of_day(since)]
+    withheld = []
+    for name, cond in (("open_concern", open_concern_condition(user)), ("open_case", open_case_condition(user))):
+        if cond is None:
+            withheld.append(name)
+            continue
+        cols.append(f"({cond.sql}) AS {name}")
+        params.extend(cond.params)
+    return IndicatorSql(",\n       ".join(cols), tuple(params), tuple(withheld))
+
+
+def _months_before(day: dt.date, months: int) -> dt.date:
+    y, m = divmod(day.year * 12 + (day.month - 1) - months, 12)
+    return dt.date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
+
+
+def _start_of_day(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(0, 0), tzinfo=ZoneInfo(settings.TIME_ZONE))
+
+
+def indicators_true_sql(indicators: Sequence[str], available: Sequence[str]) -> str:
+    """`x.a AND x.b` for the asked indicators, or "at least one" when none are asked."""
+    names = list(indicators) or list(available)
+    quoted = [f'x."{name}"' for name in names]
+    return (" AND " if indicators else " OR ").join(quoted) if quoted else "FALSE"
+
+
+ISOLATION_SQL = """
+WITH x AS (
+  SELECT h.id, h.external_id, h.address, h.neighborhood_id, h.status, h.location,
+         {indicators}
+    FROM neighborhoods_household h
+   WHERE {scope} AND h.status NOT IN ('vacant', 'moved') {extra}
+),
+page AS (
+  SELECT x.*, count(*) OVER () AS total_count
+    FROM x
+   WHERE {match}
+   ORDER BY x.external_id
+   LIMIT %s OFFSET %s
+)
+SELECT page.*, ST_X(page.location) AS lon, ST_Y(page.location) AS lat,
+       r.id AS resource_id, r.name AS resource_name, r.type AS resource_type,
+       round(ST_Distance(page.location::geography, r.location::geography)::numeric, 1)::float AS resource_distance_m
+  FROM page
+  LEFT JOIN LATERAL (
+        -- KNN: the nearest few by the index (planar degrees), then the nearest on the ellipsoid.
+        SELECT k.id, k.name, k.type, k.location
+          FROM (SELECT cr.id, cr.name, cr.type, cr.location
+                  FROM neighborhoods_communityresource cr
+                 WHERE cr.municipality_id = %s AND page.location IS NOT NULL
+                 ORDER BY cr.location <-> page.location
+                 LIMIT 5) k
+         ORDER BY ST_Distance(k.location::geography, page.location::geography)
+         LIMIT 1
+  ) r ON true
+ ORDER BY page.external_id
+"""
+
+
+def read_isolation(
+    user: User, *, months: int, indicators: Sequence[str], neighborhood_id: int | None,
+    bbox: tuple[float, float, float, float] | None, limit: int, offset: int, today: dt.date,
+) -> tuple[list[dict], int, tuple[str, ...]]:
+    from maps.access import household_condition
+
+    scope = household_condition(user)
+    ind = indicator_columns(user, months=months, today=today)
+    available = [i for i in INDICATORS if i not in ind.withheld]
+    extra, extra_params = "", []
+    if neighborhood_id is not None:
+        extra += " AND h.neighborhood_id = %s"
+        extra_params.append(neighborhood_id)
+    if bbox is not None:
+        extra += " AND h.location && ST_MakeEnvelope(%s, %s, %s, %s, 4326)"
+        extra_params.extend(bbox)
+    sql = ISOLATION_SQL.format(
+        indicators=ind.columns, scope=scope.sql, extra=extra, match=indicators_true_sql(indicators, available),
+    )
+    params = [*ind.params, *scope.params, *extra_params, limit, offset, user.municipality_id]
+    rows = _rows(sql, params)
+    if not rows and offset:
+        head = _rows(sql, [*params[:-3], 1, 0, user.municipality_id])
+        return [], head[0]["total_count"] if head else 0, ind.withheld
+    items = []
+    for r in rows:
+        items.append({
+            "household_id": r["id"], "external_id": r["external_id"], "address": r["address"],
+            "neighborhood_id": r["neighborhood_id"], "status": r["status"],
+            "location": {"type": "Point", "coordinates": [round(r["lon"], 7), round(r["lat"], 7)]}
+            if r["lon"] is not None else None,
+            "indicators": [name for name in available if r[name]],
+            "nearest_resource": {
+                "id": r["resource_id"], "name": r["resource_name"], "type": r["resource_type"],
+                "distance_m": r["resource_distance_m"],
+            } if r["resource_id"] is not None else None,
+        })
+    return items, rows[0]["total_count"] if rows else 0, ind.withheld
+
+
+# --- the overdue list ----------------------------------------------------------------------------
+
+OVERDUE_SQL = """
+WITH x AS (
+  SELECT 'case' AS kind, c.id::text AS id, c.household_id, h.neighborhood_id, n.name AS neighborhood_name,
+         c.title AS label, c.stage AS detail, c.next_contact_due AS due, c.last_contact_on AS last_contact,
+         p.name AS responsible, h.location
+    FROM outreach_outreachcase c
+    JOIN neighborhoods_household h ON h.id = c.household_id
+    LEFT JOIN neighborhoods_neighborhood n ON n.id = h.neighborhood_id
+    LEFT JOIN visits_partnerorganization p ON p.id = c.lead_partner_id
+   WHERE c.municipality_id = %(municipality)s AND c.status = 'open' AND c.overdue
+  UNION ALL
+  SELECT 'watch', w.id::text, w.household_id, h.neighborhood_id, n.name,
+         w.watcher_name, w.watcher_role, w.next_due, w.last_check_in, w.watcher_name, h.location
+    FROM outreach_watcharrangement w
+    JOIN neighborhoods_household h ON h.id = w.household_id
+    LEFT JOIN neighborhoods_neighborhood n ON n.id = h.neighborhood_id
+   WHERE w.municipality_id = %(municipality)s AND w.ended_on IS NULL AND w.overdue
+)
+SELECT x.*, ST_X(x.location) AS lon, ST_Y(x.location) AS lat, count(*) OVER () AS total_count
+  FROM x
+ WHERE (%(kind)s::text IS NULL OR x.kind = %(kind)s::text)
+ ORDER BY x.due, x.kind, x.id
+ LIMIT %(limit)s OFFSET %(offset)s
+"""
+
+
+def read_overdue(*, municipality_id: int, kind: str | None, limit: int, offset: int, today: dt.date) -> tuple[list[dict], int]:
+    params = {"municipality": municipality_id, "kind": kind, "limit": limit, "offset": offset}
+    rows = _rows(OVERDUE_SQL, params)
+    if not rows and offset:
+        head = _rows(OVERDUE_SQL, {**params, "limit": 1, "offset": 0})
+        return [], head[0]["total_count"] if head else 0
+    items = [{
+        "kind": r["kind"], "id": r["id"], "household_id": r["household_id"], "neighborhood_id": r["neighborhood_id"],
+        "neighborhood_name": r["neighborhood_name"] or "", "label": r["label"], "detail": r["detail"],
+        "due": r["due"], "days_overdue": max(0, (today - r["due"]).days), "last_contact": r["last_contact"],
+        "responsible": r["responsible"] or "",
+        "location": {"type": "Point", "coordinates": [round(r["lon"], 7), round(r["lat"], 7)]}
+        if r["lon"] is not None else None,
+    } for r in rows]
+    return items, rows[0]["total_count"] if rows else 0
+
+
+# --- GeoJSON of the small layers ------------------------------------------------------------------
+
+NEIGHBORHOODS_GEOJSON_SQL = """
+SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(json_build_object(
+         'type', 'Feature', 'id', n.id,
+         'geometry', ST_AsGeoJSON(CASE WHEN %(tolerance)s > 0 THEN ST_Multi(ST_SimplifyPreserveTopology(n.geom, %(tolerance)s))
+                                       ELSE n.geom END, 6)::json,
+         'properties', json_build_object(
+             'id', n.id, 'code', n.code, 'name', n.name, 'district_id', n.district_id,
+             'daily_life_area_id', n.daily_life_area_id, 'targeted', c.neighborhood_id IS NOT NULL,
+             'in_scope', c.in_scope, 'met', c.met, 'refused', c.refused, 'leaflet_left', c.leaflet_left,
+             'moved_or_vacant', c.moved_or_vacant, 'absent_pending', c.absent_pending, 'not_visited', c.not_visited,
+             'finished', c.met + c.refused + c.leaflet_left + c.moved_or_vacant,
+             'coverage_pct', CASE WHEN c.in_scope > 0
+                                  THEN round(100.0 * (c.met + c.refused + c.leaflet_left + c.moved_or_vacant) / c.in_scope, 1)
+                                  WHEN c.neighborhood_id IS NOT NULL THEN 0 END,
+             'state', CASE WHEN c.neighborhood_id IS NULL THEN NULL ELSE {state} END)
+       ) ORDER BY n.code), '[]'::json))
+  FROM neighborhoods_neighborhood n
+  LEFT JOIN maps_coveragecell c ON c.campaign_id = %(campaign)s AND c.neighborhood_id = n.id
+ WHERE n.municipality_id = %(municipality)s AND n.geom IS NOT NULL
+"""
+
+RESOURCES_GEOJSON_SQL = """
+SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(json_build_object(
+         'type', 'Feature', 'id', r.id, 'geometry', ST_AsGeoJSON(r.location, 7)::json,
+         'properties', json_build_object('id', r.id, 'name', r.name, 'type', r.type, 'neighborhood_id', r.neighborhood_id,
+                                         'opening_days', r.opening_days)
+       ) ORDER BY r.name), '[]'::json))
+  FROM neighborhoods_communityresource r
+ WHERE r.municipality_id = %(municipality)s {type_filter}
+"""
+
+
+def _json_text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def neighborhoods_geojson(*, municipality_id: int, campaign_id: int | None, tolerance: float) -> str:
+    sql = NEIGHBORHOODS_GEOJSON_SQL.format(state=_CELL_STATE)
+    return _json_text(_value(sql, {"municipality": municipality_id, "campaign": campaign_id, "tolerance": tolerance}))
+
+
+def resources_geojson(*, municipality_id: int, resource_type: str | None) -> str:
+    type_filter = "AND r.type = %(type)s" if resource_type else ""
+    sql = RESOURCES_GEOJSON_SQL.format(type_filter=type_filter)
+    return _json_text(_value(sql, {"municipality": municipality_id, "type": resource_type}))
+
+
+def municipality_bounds(municipality_id: int) -> list[float] | None:
+    """[minLon, minLat, maxLon, maxLat] of the municipality's 自治会 (for the page's first view)."""
+    row = _rows(
+        "SELECT ST_XMin(e) AS a, ST_YMin(e) AS b, ST_XMax(e) AS c, ST_YMax(e) AS d FROM "
+        "(SELECT ST_Extent(geom) AS e FROM neighborhoods_neighborhood WHERE municipality_id = %s) s",
+        [municipality_id],
+    )[0]
+    if row["a"] is None:
+        return None
+    return [round(row[k], 6) for k in "abcd"]
+
+
+# --- data versions (ETags) -------------------------------------------------------------------------
+
+def _commission_table() -> tuple[str, str, str]:
+    through = User.neighborhoods.through
+    return (
+        through._meta.db_table,
+        through._meta.get_field("user").column,
+        through._meta.get_field("neighborhood").column,
+    )
+
+
+@dataclass(frozen=True)
+class VersionContext:
+    municipality_id: int
+    user_id: int
+    campaign_id: int | None = None
+    tile: tuple[int, int, int] | None = None  # z, x, y: versions of what lies in the tile only
+
+
+_TILE_ENV = "ST_Transform(ST_TileEnvelope(%s, %s, %s, margin => %s), 4326)"
+TILE_MARGIN = 64 / 4096
+
+
+def _version_part(name: str, ctx: VersionContext) -> tuple[str, list]:
+    """The cheap version of one input of a map layer: an index lookup or a small count."""
+    m = ctx.municipality_id
+    tile = [*ctx.tile, TILE_MARGIN] if ctx.tile else []
+    changed = "count(*) || '/' || coalesce(max(extract(epoch FROM updated_at)), 0)"
+    if name in ("household", "visit", "concern", "case"):
+        table = {"household": "neighborhoods_household", "visit": "visits_scheduledvisit",
+                 "concern": "outreach_concern", "case": "outreach_outreachcase"}[name]
+        return f"(SELECT max(change_seq) FROM {table})", []  # noqa: S608 - constant fragments, values bound
+    if name in ("neighborhood", "resource"):
+        table, geom = {"neighborhood": ("neighborhoods_neighborhood", "geom"),
+                       "resource": ("neighborhoods_communityresource", "location")}[name]
+        where = f" AND {geom} && {_TILE_ENV}" if ctx.tile else ""
+        return f"(SELECT {changed} FROM {table} WHERE municipality_id = %s{where})", [m, *tile]  # noqa: S608 - constant fragments, values bound
+    if name == "campaign":
+        return f"(SELECT {changed} FROM visits_campaign WHERE municipality_id = %s)", [m]  # noqa: S608 - constant fragments, values bound
+    if name == "allocation":
+        return "(SELECT count(*) || '/' || coalesce(max(id), 0) FROM visits_allocation WHERE municipality_id = %s)", [m]
+    if name == "commission":
+        table, user_col, hood_col = _commission_table()
+        return (f"(SELECT coalesce(string_agg({hood_col}::text, ',' ORDER BY {hood_col}), '')"  # noqa: S608 - constant fragments, values bound
+                f" FROM {table} WHERE {user_col} = %s)", [ctx.user_id])
+    if name == "coverage":
+        return ("(SELECT coalesce(extract(epoch FROM refreshed_at)::text, '-') FROM maps_coveragerefresh"
+                " WHERE campaign_id = %s)", [ctx.campaign_id])
+    raise ValueError(f"unknown version part {name!r}")
+
+
+def version_sql(parts: Sequence[str], ctx: VersionContext) -> tuple[str, list]:
+    """One expression reading the versions of the named inputs (joined with ':')."""
+    if not parts:
+        return "''", []
+    pieces, params = [], []
+    for name in parts:
+        sql, p = _version_part(name, ctx)
+        pieces.append(f"coalesce(({sql})::text, '-')")
+        params.extend(p)
+    return "concat_ws(':', " + ", ".join(pieces) + ")", params
+
+
+def data_version(parts: Sequence[str], ctx: VersionContext) -> str:
+    sql, params = version_sql(parts, ctx)
+    return _value(f"SELECT {sql}", params) or ""

@@ -1,0 +1,125 @@
+"""The only writes of the maps app: computing a campaign's coverage snapshot (maps.models) from
+the survey's tables, and asking for that when a read finds the sources changed."""
+
+import datetime as dt
+import logging
+import time
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from maps import queries
+from visits.models import Campaign
+
+logger = logging.getLogger("tsunagu.maps")
+
+# A refresh asked for but not done after this long (the job cluster was down, the task failed) is
+# asked for again by the next read.
+REQUEST_RETRY = dt.timedelta(minutes=10)
+
+# Claim the refresh of a version: only the first reader that finds it stale gets a row back.
+_CLAIM_SQL = """
+INSERT INTO maps_coveragerefresh
+       (campaign_id, municipality_id, source_version, requested_version, requested_at, refreshed_at, duration_ms)
+VALUES (%(campaign)s, %(municipality)s, '', %(version)s, now(), NULL, 0)
+ON CONFLICT (campaign_id) DO UPDATE SET requested_version = EXCLUDED.requested_version, requested_at = now()
+ WHERE maps_coveragerefresh.source_version <> EXCLUDED.requested_version
+   AND (maps_coveragerefresh.requested_version <> EXCLUDED.requested_version
+        OR maps_coveragerefresh.requested_at < now() - %(retry)s)
+RETURNING campaign_id
+"""
+
+
+def refresh_coverage(campaign_id: int) -> dict:
+    """Recompute one campaign's snapshot in SQL (cells and weekly finishes), in one transaction:
+    readers see the old snapshot or the new one, never half of each."""
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None:
+        return {"campaign": campaign_id, "skipped": "no such campaign"}
+    started = time.perf_counter()
+    params = queries.aggregate_params(
+        campaign_id=campaign.pk, municipality_id=campaign.municipality_id, start_date=campaign.start_date
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        # One refresh of a campaign at a time; a second one waits, then recomputes from newer data.
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('maps.coverage:' || %s::text, 0))", [campaign.pk])
+        version = queries.freshness([campaign.pk])[campaign.pk]["version"]
+        cursor.execute("DELETE FROM maps_coveragecell WHERE campaign_id = %s", [campaign.pk])
+        cursor.execute(
+            f"INSERT INTO maps_coveragecell ({queries.COVERAGE_CELL_COLUMNS}) {queries.COVERAGE_AGGREGATE_SQL}", params
+        )
+        cells = cursor.rowcount
+        cursor.execute("DELETE FROM maps_coverageweek WHERE campaign_id = %s", [campaign.pk])
+        cursor.execute(
+            f"INSERT INTO maps_coverageweek ({queries.COVERAGE_WEEK_COLUMNS}) {queries.COVERAGE_WEEKS_SQL}", params
+        )
+        weeks = cursor.rowcount
+        duration_ms = round((time.perf_counter() - started) * 1000)
+        cursor.execute(
+            """
+            INSERT INTO maps_coveragerefresh
+                   (campaign_id, municipality_id, source_version, requested_version, requested_at, refreshed_at, duration_ms)
+            VALUES (%(campaign)s, %(municipality)s, %(version)s, %(version)s, NULL, %(now)s, %(ms)s)
+            ON CONFLICT (campaign_id) DO UPDATE
+               SET source_version = EXCLUDED.source_version, refreshed_at = EXCLUDED.refreshed_at,
+                   duration_ms = EXCLUDED.duration_ms
+            """,
+            {"campaign": campaign.pk, "municipality": campaign.municipality_id, "version": version,
+             "now": timezone.now(), "ms": duration_ms},
+        )
+    logger.info("coverage of campaign %s refreshed: %s cells, %s weeks, %s ms", campaign.pk, cells, weeks, duration_ms)
+    return {"campaign": campaign.pk, "cells": cells, "weeks": weeks, "duration_ms": duration_ms}
+
+
+def ensure_fresh(campaigns: list[Campaign]) -> dict[int, dict]:
+    """Before a read: ask for a refresh of every campaign whose inputs changed since its snapshot
+    (once per version, see _CLAIM_SQL). With the job cluster the read answers from the current
+    snapshot and says it is stale; with tasks run inline (tests) the refresh is done first.
+    Returns each campaign's snapshot state."""
+    if not campaigns:
+        return {}
+    by_id = {c.pk: c for c in campaigns}
+    state = queries.freshness(list(by_id))
+    claimed = []
+    for cid, row in state.items():
+        if row["source_version"] == row["version"]:
+            continue
+        retry_due = row["requested_at"] is None or row["requested_at"] < timezone.now() - REQUEST_RETRY
+        if row["requested_version"] == row["version"] and not retry_due:
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, {"campaign": cid, "municipality": by_id[cid].municipality_id,
+                                        "version": row["version"], "retry": REQUEST_RETRY})
+            if cursor.fetchone():
+                claimed.append(cid)
+    if claimed:
+        from django_q.tasks import async_task
+
+        for cid in claimed:
+            async_task("maps.tasks.refresh_coverage_task", cid, group="maps-coverage")
+        state = queries.freshness(list(by_id))
+    return {
+        cid: {
+            "refreshed_at": row["refreshed_at"],
+            "stale": row["source_version"] != row["version"],
+            "refreshing": row["source_version"] != row["version"] and row["requested_version"] == row["version"],
+        }
+        for cid, row in state.items()
+    }
+
+
+def refresh_due_coverage(*, max_age: dt.timedelta = dt.timedelta(minutes=5)) -> list[int]:
+    """The periodic sweep: running campaigns older than max_age (their visit records without a
+    schedule are not in the cheap version), and any campaign whose inputs changed."""
+    cutoff = timezone.now() - max_age
+    ids = list(Campaign.objects.values_list("pk", flat=True))
+    state = queries.freshness(ids)
+    running = set(Campaign.objects.filter(status=Campaign.Status.RUNNING).values_list("pk", flat=True))
+    due = [
+        cid for cid, row in state.items()
+        if row["source_version"] != row["version"]
+        or (cid in running and (row["refreshed_at"] is None or row["refreshed_at"] < cutoff))
+    ]
+    for cid in due:
+        refresh_coverage(cid)
+    return due

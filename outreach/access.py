@@ -1,0 +1,95 @@
+"""Who may see and do what with meetings, concerns and cases. Decided here; every endpoint and the
+sync go through these functions.
+
+- coordinator: everything of the municipality, and the only role that triages and runs cases;
+- supervisor: reads everything of the municipality;
+- outreach_worker: the cases they lead or their corporation leads (and their notes); concerns
+  they raised; concerns about households allocated to their corporation;
+- commissioner (民生委員): concerns they flagged, and the status (not the text) of others' concerns in
+  their own 自治会; never case notes;
+- admin: nothing here (no people data).
+"""
+
+from django.db.models import Q, QuerySet
+
+from accounts.models import User
+from accounts.roles import Role
+from backend.errors import Forbidden
+from neighborhoods.access import household_scope
+from outreach.models import Concern, Meeting, OutreachCase, WatchArrangement
+
+READERS = (Role.COORDINATOR, Role.SUPERVISOR)
+
+
+def require_coordinator(user: User) -> None:
+    if user.role != Role.COORDINATOR:
+        raise Forbidden("Only coordinators do this.")
+
+
+def visible_meetings(user: User) -> QuerySet[Meeting]:
+    if user.role in READERS:
+        return Meeting.objects.filter(municipality_id=user.municipality_id)
+    if user.role == Role.COMMISSIONER:
+        return Meeting.objects.filter(municipality_id=user.municipality_id, neighborhood__commissioners=user)
+    return Meeting.objects.none()
+
+
+def visible_watches(user: User) -> QuerySet[WatchArrangement]:
+    if user.role in READERS:
+        return WatchArrangement.objects.filter(municipality_id=user.municipality_id)
+    if user.role == Role.COMMISSIONER:
+        return WatchArrangement.objects.filter(
+            municipality_id=user.municipality_id, household__neighborhood__commissioners=user
+        )
+    return WatchArrangement.objects.none()
+
+
+def visible_concerns(user: User) -> QuerySet[Concern]:
+    mine = Q(reported_by=user)
+    if user.role in READERS:
+        return Concern.objects.filter(municipality_id=user.municipality_id)
+    if user.role == Role.COMMISSIONER:
+        own_area = Q(neighborhood__commissioners=user)
+        return Concern.objects.filter(Q(municipality_id=user.municipality_id) & (mine | own_area)).distinct()
+    if user.role == Role.OUTREACH_WORKER:
+        allocated = Q(household__in=_households(user))
+        return Concern.objects.filter(Q(municipality_id=user.municipality_id) & (mine | allocated))
+    return Concern.objects.none()
+
+
+def may_read_concern_text(user: User, concern: Concern) -> bool:
+    """The description of a concern (要配慮): its reporter, coordinators, supervisors, and the
+    corporation working with the household; a commissioner sees only their own flags' text."""
+    if concern.reported_by_id == user.pk or user.role in READERS:
+        return True
+    return user.role == Role.OUTREACH_WORKER
+
+
+def visible_cases(user: User) -> QuerySet[OutreachCase]:
+    if user.role in READERS:
+        return OutreachCase.objects.filter(municipality_id=user.municipality_id)
+    if user.role == Role.OUTREACH_WORKER:
+        return OutreachCase.objects.filter(
+            Q(municipality_id=user.municipality_id)
+            & (Q(lead_worker=user) | Q(lead_partner_id=user.partner_organization_id))
+        )
+    return OutreachCase.objects.none()
+
+
+def may_write_case(user: User, case: OutreachCase) -> bool:
+    """Coordinators run cases; the lead worker and their corporation log contacts."""
+    if user.role == Role.COORDINATOR:
+        return True
+    return user.role == Role.OUTREACH_WORKER and (
+        case.lead_worker_id == user.pk or case.lead_partner_id == user.partner_organization_id
+    )
+
+
+def _households(user: User):
+    from neighborhoods.models import Household
+
+    return Household.objects.filter(household_scope(user)).values("pk")
+
+
+def concern_basis(user: User) -> str:
+    return f"role:{user.role}"

@@ -1,0 +1,300 @@
+"""支え愛連絡会 meetings, 見守り, concerns (気づき) and continuous outreach cases (継続的支援)."""
+
+from uuid import UUID
+
+from django.db.models import Count
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Query, Router, Schema, Status
+from ninja.pagination import paginate
+
+from accounts.models import User
+from accounts.roles import Role
+from api.pagination import Paginated
+from audit.services import record_read
+from backend.errors import Forbidden
+from neighborhoods.access import visible_neighborhoods
+from outreach import access, services
+from outreach.models import Concern, OutreachCase
+from outreach.schemas import (
+    CaseDetailOut,
+    CaseIn,
+    CaseMeetingIn,
+    CaseMeetingOut,
+    CaseOut,
+    CasePatch,
+    CheckInIn,
+    CloseIn,
+    ConcernDetailOut,
+    ConcernIn,
+    ConcernOut,
+    ConsentIn,
+    ContactIn,
+    ContactOut,
+    MatchIn,
+    MeetingDetailOut,
+    MeetingIn,
+    MeetingOut,
+    PlanIn,
+    PlanOut,
+    TransitionIn,
+    WatchOut,
+)
+from visits.access import visible_partners
+
+router = Router(tags=["outreach"])
+
+
+# --- 支え愛連絡会 -----------------------------------------------------------------------------------
+
+
+@router.post("/meetings", response={201: MeetingOut}, summary="Record a 支え愛連絡会 with its concerns and 見守り")
+def record_meeting(request: HttpRequest, payload: MeetingIn):
+    access.require_coordinator(request.auth)
+    hood = get_object_or_404(visible_neighborhoods(request.auth), pk=payload.neighborhood_id)
+    meeting = services.record_meeting(
+        user=request.auth, neighborhood=hood, held_on=payload.held_on,
+        attendees=[a.model_dump() for a in payload.attendees], notes=payload.notes,
+        concerns=[{**c.model_dump(exclude={"pin"}), "pin": c.pin.to_geos() if c.pin else None} for c in payload.concerns],
+        watches=[w.model_dump() for w in payload.watches],
+    )
+    meeting.concern_count, meeting.watch_count = len(payload.concerns), len(payload.watches)
+    return Status(201, meeting)
+
+
+@router.get("/meetings", response=list[MeetingOut], summary="支え愛連絡会")
+@paginate(Paginated)
+def list_meetings(request: HttpRequest, neighborhood: int | None = None):
+    meetings = access.visible_meetings(request.auth).annotate(
+        concern_count=Count("concerns", distinct=True), watch_count=Count("watches", distinct=True)
+    )
+    if neighborhood:
+        meetings = meetings.filter(neighborhood_id=neighborhood)
+    return meetings.order_by("-held_on", "-pk")
+
+
+@router.get("/meetings/{meeting_id}", response=MeetingDetailOut, summary="A meeting with its notes (audited)")
+def get_meeting(request: HttpRequest, meeting_id: int):
+    meeting = get_object_or_404(
+        access.visible_meetings(request.auth).annotate(
+            concern_count=Count("concerns", distinct=True), watch_count=Count("watches", distinct=True)
+        ),
+        pk=meeting_id,
+    )
+    record_read(request, meeting, basis=access.concern_basis(request.auth))
+    return meeting
+
+
+@router.get("/watches", response=list[WatchOut], summary="見守り")
+@paginate(Paginated)
+def list_watches(request: HttpRequest, overdue: bool | None = None, household: UUID | None = None):
+    watches = access.visible_watches(request.auth).filter(ended_on__isnull=True)
+    if overdue is not None:
+        watches = watches.filter(overdue=overdue)
+    if household:
+        watches = watches.filter(household_id=household)
+    return watches.order_by("next_due", "pk")
+
+
+@router.post("/watches/{watch_id}/check-ins", response={201: WatchOut}, summary="A 見守り check-in")
+def watch_check_in(request: HttpRequest, watch_id: int, payload: CheckInIn):
+    watch = get_object_or_404(access.visible_watches(request.auth), pk=watch_id)
+    if request.auth.role not in (Role.COORDINATOR, Role.COMMISSIONER):
+        raise Forbidden("Coordinators and 民生委員 record 見守り check-ins.")
+    services.check_in(watch=watch, checked_on=payload.checked_on, ok=payload.ok, note=payload.note, by=request.auth)
+    watch.refresh_from_db()
+    return Status(201, watch)
+
+
+# --- concerns ---------------------------------------------------------------------------------------
+
+
+class ConcernFilter(Schema):
+    status: Concern.Status | None = None
+    neighborhood: int | None = None
+    mine: bool = False
+    category: str | None = None
+    unmatched: bool = False
+
+
+@router.post("/concerns", response={201: ConcernOut}, summary="Raise a concern (気づき)")
+def raise_concern(request: HttpRequest, payload: ConcernIn):
+    concern = services.raise_concern(
+        user=request.auth, concern_id=payload.id, pin=payload.pin.to_geos() if payload.pin else None,
+        **payload.model_dump(exclude={"id", "pin"}),
+    )
+    return Status(201, concern)
+
+
+@router.get("/concerns", response=list[ConcernOut], summary="Concerns I may see (no text in lists)")
+@paginate(Paginated)
+def list_concerns(request: HttpRequest, filters: Query[ConcernFilter]):
+    concerns = access.visible_concerns(request.auth)
+    if filters.status:
+        concerns = concerns.filter(status=filters.status)
+    if filters.neighborhood:
+        concerns = concerns.filter(neighborhood_id=filters.neighborhood)
+    if filters.mine:
+        concerns = concerns.filter(reported_by=request.auth)
+    if filters.category:
+        concerns = concerns.filter(categories__contains=[filters.category])
+    if filters.unmatched:
+        concerns = concerns.filter(household__isnull=True)
+    return concerns.order_by("-created_at", "pk")
+
+
+def _concern_detail(request: HttpRequest, concern: Concern) -> Concern:
+    """The text goes only to those who may read it, and that read is audited."""
+    if access.may_read_concern_text(request.auth, concern):
+        record_read(request, concern, basis=access.concern_basis(request.auth))
+    else:
+        concern.description = None
+    return concern
+
+
+@router.get("/concerns/{concern_id}", response=ConcernDetailOut, summary="A concern with its history (audited)")
+def get_concern(request: HttpRequest, concern_id: UUID):
+    return _concern_detail(request, get_object_or_404(access.visible_concerns(request.auth), pk=concern_id))
+
+
+@router.post("/concerns/{concern_id}/transitions", response=ConcernDetailOut, summary="Triage / watch / refer / close")
+def transition_concern(request: HttpRequest, concern_id: UUID, payload: TransitionIn):
+    access.require_coordinator(request.auth)
+    concern = get_object_or_404(access.visible_concerns(request.auth), pk=concern_id)
+    concern = services.transition_concern(
+        concern=concern, to=payload.to, reason=payload.reason, by=request.auth, referred_to=payload.referred_to or ""
+    )
+    return _concern_detail(request, concern)
+
+
+@router.post("/concerns/{concern_id}/match", response=ConcernDetailOut, summary="Match a pinned concern to its household")
+def match_concern(request: HttpRequest, concern_id: UUID, payload: MatchIn):
+    access.require_coordinator(request.auth)
+    concern = get_object_or_404(access.visible_concerns(request.auth), pk=concern_id)
+    return _concern_detail(request, services.match_concern(concern=concern, household_id=payload.household_id, by=request.auth))
+
+
+# --- cases ------------------------------------------------------------------------------------------
+
+
+@router.post("/cases", response={201: CaseOut}, summary="Open a continuous outreach case (coordinators)")
+def open_case(request: HttpRequest, payload: CaseIn):
+    access.require_coordinator(request.auth)
+    partner = get_object_or_404(visible_partners(request.auth), pk=payload.lead_partner_id) if payload.lead_partner_id else None
+    worker = (
+        get_object_or_404(User.objects.filter(municipality_id=request.auth.municipality_id), pk=payload.lead_worker_id)
+        if payload.lead_worker_id else None
+    )
+    concern = (
+        get_object_or_404(access.visible_concerns(request.auth), pk=payload.concern_id) if payload.concern_id else None
+    )
+    case = services.open_case(
+        by=request.auth, household_id=payload.household_id, resident_id=payload.resident_id, title=payload.title,
+        cadence_days=payload.cadence_days, lead_partner=partner, lead_worker=worker, notes=payload.notes, concern=concern,
+    )
+    return Status(201, case)
+
+
+class CaseFilter(Schema):
+    status: OutreachCase.Status | None = None
+    overdue: bool | None = None
+    mine: bool = False
+
+
+@router.get("/cases", response=list[CaseOut], summary="Cases I may see")
+@paginate(Paginated)
+def list_cases(request: HttpRequest, filters: Query[CaseFilter]):
+    cases = access.visible_cases(request.auth)
+    if filters.status:
+        cases = cases.filter(status=filters.status)
+    if filters.overdue is not None:
+        cases = cases.filter(overdue=filters.overdue)
+    if filters.mine:
+        cases = cases.filter(lead_worker=request.auth)
+    return cases.order_by("next_contact_due", "pk")
+
+
+def _case(request: HttpRequest, case_id: UUID, *, write: bool = False) -> OutreachCase:
+    case = get_object_or_404(access.visible_cases(request.auth), pk=case_id)
+    if write and not access.may_write_case(request.auth, case):
+        raise Forbidden("Only coordinators and the case's lead corporation change it.")
+    return case
+
+
+def _case_detail(request: HttpRequest, case: OutreachCase) -> OutreachCase:
+    record_read(request, case, basis=access.concern_basis(request.auth))
+    return case
+
+
+@router.get("/cases/{case_id}", response=CaseDetailOut, summary="A case with its contacts, meetings and plans (audited)")
+def get_case(request: HttpRequest, case_id: UUID):
+    return _case_detail(request, _case(request, case_id))
+
+
+@router.patch("/cases/{case_id}", response=CaseDetailOut, summary="Edit a case (stage, cadence …)")
+def update_case(request: HttpRequest, case_id: UUID, payload: CasePatch):
+    case = _case(request, case_id, write=True)
+    changes = payload.model_dump(exclude_unset=True, exclude={"version"})
+    return _case_detail(request, services.update_case(case=case, changes=changes, base_version=payload.version))
+
+
+@router.post("/cases/{case_id}/contacts", response={201: ContactOut}, summary="Log a contact (visit, call, letter, no answer)")
+def log_contact(request: HttpRequest, case_id: UUID, payload: ContactIn):
+    case = _case(request, case_id, write=True)
+    contact = services.log_contact(
+        case=case, by=request.auth, kind=payload.kind, contacted_on=payload.contacted_on, reached=payload.reached,
+        note=payload.note, contact_id=payload.id,
+    )
+    return Status(201, contact)
+
+
+@router.post("/cases/{case_id}/consent", response=CaseOut, summary="Record consent to share with the 重層的支援会議")
+def record_consent(request: HttpRequest, case_id: UUID, payload: ConsentIn):
+    access.require_coordinator(request.auth)
+    return services.record_consent(case=_case(request, case_id), consent_date=payload.consent_date, scope=payload.scope)
+
+
+@router.post("/cases/{case_id}/meetings", response={201: CaseMeetingOut}, summary="A 支援会議 or 重層的支援会議")
+def hold_meeting(request: HttpRequest, case_id: UUID, payload: CaseMeetingIn):
+    access.require_coordinator(request.auth)
+    meeting = services.hold_case_meeting(case=_case(request, case_id), by=request.auth, **payload.model_dump())
+    return Status(201, meeting)
+
+
+@router.post("/cases/{case_id}/plans", response={201: PlanOut}, summary="A support plan with each agency's role")
+def add_plan(request: HttpRequest, case_id: UUID, payload: PlanIn):
+    access.require_coordinator(request.auth)
+    return Status(201, services.add_plan(case=_case(request, case_id), by=request.auth, **payload.model_dump()))
+
+
+@router.post("/cases/{case_id}/close", response=CaseOut, summary="Close a case with a reason and evaluation")
+def close_case(request: HttpRequest, case_id: UUID, payload: CloseIn):
+    access.require_coordinator(request.auth)
+    return services.close_case(case=_case(request, case_id), by=request.auth, **payload.model_dump())
+
+
+# --- overdue ------------------------------------------------------------------------------------------
+
+
+class OverdueOut(Schema):
+    cases: list[CaseOut]
+    watches: list[WatchOut]
+
+
+@router.get("/me/overdue", response=OverdueOut, summary="My overdue cases (workers) and 見守り (民生委員)")
+def my_overdue(request: HttpRequest):
+    cases = access.visible_cases(request.auth).filter(overdue=True, lead_worker=request.auth)
+    watches = access.visible_watches(request.auth).filter(overdue=True, ended_on__isnull=True)
+    if request.auth.role != Role.COMMISSIONER:
+        watches = watches.none()
+    return {"cases": list(cases.order_by("next_contact_due")), "watches": list(watches.order_by("next_due"))}
+
+
+@router.get("/overdue", response=OverdueOut, summary="All overdue cases and 見守り (coordinators, supervisors)")
+def all_overdue(request: HttpRequest):
+    if request.auth.role not in access.READERS:
+        raise Forbidden("Coordinators and supervisors see the municipality's overdue list.")
+    return {
+        "cases": list(access.visible_cases(request.auth).filter(overdue=True).order_by("next_contact_due")),
+        "watches": list(access.visible_watches(request.auth).filter(overdue=True, ended_on__isnull=True).order_by("next_due")),
+    }

@@ -1,0 +1,367 @@
+"""Writes about meetings, concerns and cases. Every status change of a concern is recorded with
+who, when and why; invalid transitions are refused (409)."""
+
+import datetime as dt
+from collections.abc import Iterable
+
+from django.contrib.gis.geos import Point
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.roles import Role
+from backend.errors import Conflict, Forbidden, InvalidInput, NotFound
+from backend.vocabulary import CONCERN_CATEGORIES
+from neighborhoods.access import visible_households
+from neighborhoods.models import Household, Neighborhood, Resident
+from neighborhoods.services import neighborhood_at
+from outreach.models import (
+    CaseContact,
+    CaseMeeting,
+    Concern,
+    ConcernTransition,
+    Meeting,
+    OutreachCase,
+    SupportPlan,
+    WatchArrangement,
+    WatchCheckIn,
+)
+
+S = Concern.Status
+# The concern workflow: new → triaged → watching / referred (つなぐ) / case opened / closed.
+TRANSITIONS: dict[str, set[str]] = {
+    S.NEW: {S.TRIAGED, S.CLOSED},
+    S.TRIAGED: {S.WATCHING, S.REFERRED, S.CASE_OPENED, S.CLOSED},
+    S.WATCHING: {S.REFERRED, S.CASE_OPENED, S.CLOSED},
+    S.REFERRED: {S.CASE_OPENED, S.CLOSED, S.WATCHING},
+    S.CASE_OPENED: {S.CLOSED},
+    S.CLOSED: set(),
+}
+
+
+def _check_categories(categories: Iterable[str]) -> list[str]:
+    categories = list(dict.fromkeys(categories))
+    unknown = [c for c in categories if c not in CONCERN_CATEGORIES]
+    if unknown:
+        raise InvalidInput(f"Unknown concern categories: {unknown}.", details=[{"loc": ["body", "categories"]}])
+    if not categories:
+        raise InvalidInput("At least one category is needed.", details=[{"loc": ["body", "categories"]}])
+    return categories
+
+
+def _household_for(user: User, household_id) -> Household:
+    """A household the user may raise a concern about; another municipality's answers as unknown."""
+    household = visible_households(user).filter(pk=household_id).first()
+    if household is None and user.role in (Role.COORDINATOR, Role.SUPERVISOR):
+        household = Household.objects.filter(municipality_id=user.municipality_id, pk=household_id).first()
+    if household is None:
+        raise NotFound("No such household among those you may see.", code="household_unknown")
+    return household
+
+
+@transaction.atomic
+def raise_concern(
+    *, user: User, source: str, categories: Iterable[str], description: str = "", urgency: str = "normal",
+    household_id=None, resident_id=None, pin: Point | None = None, place_description: str = "",
+    meeting: Meeting | None = None, visit_record=None, source_detail: str = "", concern_id=None,
+) -> Concern:
+    """気づき: about a known household (and person), or a pin with a description when the household
+    is not known yet (matched later)."""
+    if user.role == Role.ADMIN:
+        raise Forbidden("Administrators do not raise concerns.")
+    categories = _check_categories(categories)
+    household = _household_for(user, household_id) if household_id else None
+    if household is None and pin is None:
+        raise InvalidInput("A concern needs a household or a pin.", details=[{"loc": ["body", "household_id"]}])
+    resident = None
+    if resident_id:
+        if household is None:
+            raise InvalidInput("A person needs their household.", details=[{"loc": ["body", "resident_id"]}])
+        resident = Resident.objects.filter(pk=resident_id, household=household).first()
+        if resident is None:
+            raise NotFound("No such person in this household.", code="resident_unknown")
+    hood = household.neighborhood if household else neighborhood_at(municipality_id=user.municipality_id, point=pin)
+    concern = Concern(
+        municipality_id=user.municipality_id, source=source, source_detail=source_detail, meeting=meeting,
+        visit_record=visit_record, reported_by=user, household=household, resident=resident, neighborhood=hood,
+        pin=pin, place_description=place_description, categories=categories, urgency=urgency, description=description,
+    )
+    if concern_id:
+        concern.id = concern_id
+    concern.full_clean(exclude=["id"])
+    concern.save(force_insert=True)
+    ConcernTransition.objects.create(concern=concern, from_status="", to_status=S.NEW, reason="raised", by=user)
+    return concern
+
+
+@transaction.atomic
+def transition_concern(
+    *, concern: Concern, to: str, reason: str, by: User, referred_to: str = "", case: OutreachCase | None = None
+) -> Concern:
+    locked = Concern.objects.select_for_update().get(pk=concern.pk)
+    if not reason.strip():
+        raise InvalidInput("Say why (reason).", details=[{"loc": ["body", "reason"]}])
+    if to not in TRANSITIONS.get(locked.status, set()):
+        allowed = sorted(TRANSITIONS.get(locked.status, set()))
+        raise Conflict(
+            f"A concern cannot go from {locked.status} to {to}; from {locked.status} it can go to {allowed or 'nothing'}.",
+            code="invalid_transition", details={"from": locked.status, "to": to, "allowed": allowed},
+        )
+    if to == S.REFERRED and not referred_to:
+        raise InvalidInput("Referring needs the counter (referred_to).", details=[{"loc": ["body", "referred_to"]}])
+    if to == S.CASE_OPENED and case is None:
+        raise Conflict("Open a case for this concern instead (POST /cases with concern_id).", code="needs_case")
+    ConcernTransition.objects.create(concern=locked, from_status=locked.status, to_status=to, reason=reason, by=by)
+    locked.status = to
+    fields = ["status", "version", "updated_at"]
+    if to == S.REFERRED:
+        locked.referred_to = referred_to
+        fields.append("referred_to")
+    if case is not None:
+        locked.case = case
+        fields.append("case")
+    locked.version = F("version") + 1
+    locked.save(update_fields=fields)
+    locked.refresh_from_db()
+    return locked
+
+
+@transaction.atomic
+def match_concern(*, concern: Concern, household_id, by: User) -> Concern:
+    """A concern raised with a pin is matched to the household once it is known."""
+    locked = Concern.objects.select_for_update().get(pk=concern.pk)
+    if locked.status == S.CLOSED:
+        raise Conflict("The concern is closed.", code="concern_closed")
+    household = _household_for(by, household_id)
+    locked.household, locked.neighborhood = household, household.neighborhood
+    locked.version = F("version") + 1
+    locked.save(update_fields=["household", "neighborhood", "version", "updated_at"])
+    locked.refresh_from_db()
+    return locked
+
+
+# --- 支え愛連絡会 and 見守り -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def record_meeting(
+    *, user: User, neighborhood: Neighborhood, held_on: dt.date, attendees: list[dict], notes: str,
+    concerns: list[dict], watches: list[dict],
+) -> Meeting:
+    meeting = Meeting.objects.create(
+        municipality_id=user.municipality_id, neighborhood=neighborhood, held_on=held_on, attendees=attendees,
+        notes=notes, recorded_by=user,
+    )
+    for item in concerns:
+        raise_concern(user=user, source=Concern.Source.MEETING, meeting=meeting, **item)
+    for item in watches:
+        add_watch(user=user, meeting=meeting, **item)
+    return meeting
+
+
+@transaction.atomic
+def add_watch(
+    *, user: User, household_id, watcher_name: str, watcher_role: str, cadence_days: int,
+    started_on: dt.date | None = None, notes: str = "", meeting: Meeting | None = None,
+) -> WatchArrangement:
+    household = _household_for(user, household_id)
+    started_on = started_on or timezone.localdate()
+    watch = WatchArrangement(
+        municipality_id=user.municipality_id, meeting=meeting, household=household, watcher_name=watcher_name,
+        watcher_role=watcher_role, cadence_days=cadence_days, started_on=started_on,
+        next_due=started_on + dt.timedelta(days=cadence_days), notes=notes,
+    )
+    watch.full_clean()
+    watch.save()
+    return watch
+
+
+@transaction.atomic
+def check_in(*, watch: WatchArrangement, checked_on: dt.date, ok: bool, note: str, by: User) -> WatchCheckIn:
+    locked = WatchArrangement.objects.select_for_update().get(pk=watch.pk)
+    if locked.ended_on:
+        raise Conflict("This 見守り has ended.", code="watch_ended")
+    entry = WatchCheckIn.objects.create(arrangement=locked, checked_on=checked_on, ok=ok, note=note, recorded_by=by)
+    if locked.last_check_in is None or checked_on >= locked.last_check_in:
+        locked.last_check_in = checked_on
+        locked.next_due = checked_on + dt.timedelta(days=locked.cadence_days)
+        locked.overdue = locked.next_due < timezone.localdate()
+        locked.save(update_fields=["last_check_in", "next_due", "overdue"])
+    return entry
+
+
+# --- cases -------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def open_case(
+    *, by: User, household_id, title: str, cadence_days: int = 14, resident_id=None, lead_partner=None,
+    lead_worker: User | None = None, notes: str = "", concern: Concern | None = None, opened_on: dt.date | None = None,
+) -> OutreachCase:
+    household = _household_for(by, household_id)
+    if lead_worker is not None:
+        if lead_worker.role != Role.OUTREACH_WORKER or lead_worker.municipality_id != by.municipality_id:
+            raise InvalidInput("The lead worker must be an outreach worker.", details=[{"loc": ["body", "lead_worker_id"]}])
+        if lead_partner is not None and lead_worker.partner_organization_id != lead_partner.pk:
+            raise InvalidInput("The lead worker belongs to another corporation.", code="worker_of_other_partner")
+        lead_partner = lead_partner or lead_worker.partner_organization
+    resident = Resident.objects.filter(pk=resident_id, household=household).first() if resident_id else None
+    if resident_id and resident is None:
+        raise NotFound("No such person in this household.", code="resident_unknown")
+    opened_on = opened_on or timezone.localdate()
+    case = OutreachCase(
+        municipality_id=by.municipality_id, household=household, resident=resident, title=title,
+        lead_partner=lead_partner, lead_worker=lead_worker, cadence_days=cadence_days, opened_on=opened_on,
+        next_contact_due=opened_on + dt.timedelta(days=cadence_days), notes=notes,
+    )
+    case.full_clean()
+    case.save()
+    if concern is not None:
+        if concern.household_id and concern.household_id != household.pk:
+            raise InvalidInput("The concern is about another household.", details=[{"loc": ["body", "concern_id"]}])
+        transition_concern(concern=concern, to=S.CASE_OPENED, reason=f"case opened: {title}", by=by, case=case)
+    return case
+
+
+def _open_case(case: OutreachCase) -> OutreachCase:
+    locked = OutreachCase.objects.select_for_update().get(pk=case.pk)
+    if locked.status == OutreachCase.Status.CLOSED:
+        raise Conflict("The case is closed; it cannot be changed.", code="case_closed")
+    return locked
+
+
+CASE_EDITABLE = ("title", "cadence_days", "stage", "lead_partner", "lead_worker", "notes")
+
+
+@transaction.atomic
+def update_case(*, case: OutreachCase, changes: dict, base_version: int | None = None) -> OutreachCase:
+    locked = _open_case(case)
+    if base_version is not None and base_version != locked.version:
+        raise Conflict(f"The case changed since version {base_version}.", code="stale_version",
+                       details={"version": locked.version})
+    for name, value in changes.items():
+        setattr(locked, name, value)
+    if "cadence_days" in changes:
+        since = locked.last_contact_on or locked.opened_on
+        locked.next_contact_due = since + dt.timedelta(days=locked.cadence_days)
+        locked.overdue = locked.next_contact_due < timezone.localdate()
+    locked.full_clean()
+    locked.version += 1
+    locked.save()
+    return locked
+
+
+@transaction.atomic
+def log_contact(
+    *, case: OutreachCase, by: User, kind: str, contacted_on: dt.date, reached: bool, note: str = "", contact_id=None,
+) -> CaseContact:
+    locked = _open_case(case)
+    if contacted_on > timezone.localdate() + dt.timedelta(days=1):
+        raise InvalidInput("contacted_on is in the future.", details=[{"loc": ["body", "contacted_on"]}])
+    contact = CaseContact(case=locked, kind=kind, contacted_on=contacted_on, reached=reached, note=note, by=by)
+    if contact_id:
+        contact.id = contact_id
+    contact.full_clean(exclude=["id"])
+    contact.save(force_insert=True)
+    if locked.last_contact_on is None or contacted_on >= locked.last_contact_on:
+        locked.last_contact_on = contacted_on
+        locked.next_contact_due = contacted_on + dt.timedelta(days=locked.cadence_days)
+        locked.overdue = locked.next_contact_due < timezone.localdate()
+        locked.version += 1
+        locked.save(update_fields=["last_contact_on", "next_contact_due", "overdue", "version", "updated_at"])
+    return contact
+
+
+@transaction.atomic
+def record_consent(*, case: OutreachCase, consent_date: dt.date, scope: str) -> OutreachCase:
+    """The person consented to their information being shared with the 重層的支援会議."""
+    locked = _open_case(case)
+    if not scope.strip():
+        raise InvalidInput("Say what the consent covers (scope).", details=[{"loc": ["body", "scope"]}])
+    locked.consent, locked.consent_date, locked.consent_scope = OutreachCase.Consent.CONSENTED, consent_date, scope
+    locked.version += 1
+    locked.save(update_fields=["consent", "consent_date", "consent_scope", "version", "updated_at"])
+    return locked
+
+
+@transaction.atomic
+def hold_case_meeting(
+    *, case: OutreachCase, kind: str, held_on: dt.date, members: list[dict], notes: str, by: User,
+    missing_resources: str = "", confidentiality_acknowledged: bool = False,
+) -> CaseMeeting:
+    locked = _open_case(case)
+    if kind == CaseMeeting.Kind.MULTI_AGENCY:
+        if locked.consent != OutreachCase.Consent.CONSENTED or locked.consent_date is None:
+            raise Conflict(
+                "A 重層的支援会議 may only discuss a person who consented to sharing; record the consent first "
+                "(or hold a 支援会議).", code="consent_required",
+            )
+        if locked.consent_date > held_on:
+            raise Conflict("The consent was given after this meeting date.", code="consent_required")
+    elif not confidentiality_acknowledged:
+        raise InvalidInput(
+            "A 支援会議 shares without consent under art. 106-6: its members' duty of confidentiality must be "
+            "acknowledged (confidentiality_acknowledged).",
+            details=[{"loc": ["body", "confidentiality_acknowledged"]}],
+        )
+    return CaseMeeting.objects.create(
+        case=locked, kind=kind, held_on=held_on, members=members, notes=notes, missing_resources=missing_resources,
+        confidentiality_acknowledged=confidentiality_acknowledged, recorded_by=by,
+    )
+
+
+@transaction.atomic
+def add_plan(*, case: OutreachCase, goals: str, roles: list[dict], by: User, approved_meeting_id=None) -> SupportPlan:
+    locked = _open_case(case)
+    meeting = None
+    if approved_meeting_id is not None:
+        meeting = CaseMeeting.objects.filter(pk=approved_meeting_id, case=locked, kind=CaseMeeting.Kind.MULTI_AGENCY).first()
+        if meeting is None:
+            raise InvalidInput("A plan is approved at a 重層的支援会議 of this case.",
+                               details=[{"loc": ["body", "approved_meeting_id"]}])
+    return SupportPlan.objects.create(case=locked, goals=goals, roles=roles, approved_at=meeting, created_by=by)
+
+
+@transaction.atomic
+def close_case(*, case: OutreachCase, reason: str, evaluation: str, by: User, closed_on: dt.date | None = None) -> OutreachCase:
+    locked = _open_case(case)
+    if not evaluation.strip():
+        raise InvalidInput("Closing a case needs its evaluation.", details=[{"loc": ["body", "evaluation"]}])
+    locked.status = OutreachCase.Status.CLOSED
+    locked.closure_reason = reason
+    locked.evaluation = evaluation
+    locked.closed_on = closed_on or timezone.localdate()
+    locked.overdue = False
+    locked.full_clean()
+    locked.version += 1
+    locked.save()
+    for concern in locked.concerns.exclude(status=S.CLOSED):
+        transition_concern(concern=concern, to=S.CLOSED, reason=f"case closed: {locked.get_closure_reason_display()}", by=by)
+    return locked
+
+
+# --- the daily sweep ---------------------------------------------------------------------------------
+
+_SWEEP_CASES = """
+UPDATE outreach_outreachcase
+   SET overdue = (status = 'open' AND next_contact_due < %(today)s)
+ WHERE overdue IS DISTINCT FROM (status = 'open' AND next_contact_due < %(today)s)
+"""
+_SWEEP_WATCHES = """
+UPDATE outreach_watcharrangement
+   SET overdue = (ended_on IS NULL AND next_due < %(today)s)
+ WHERE overdue IS DISTINCT FROM (ended_on IS NULL AND next_due < %(today)s)
+"""
+
+
+def sweep_overdue(*, today: dt.date | None = None) -> dict:
+    """Mark cases and 見守り past their cadence (and unmark those caught up): one set-based UPDATE
+    each, touching only rows whose flag changes. Idempotent."""
+    params = {"today": today or timezone.localdate()}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_SWEEP_CASES, params)
+        cases = cursor.rowcount
+        cursor.execute(_SWEEP_WATCHES, params)
+        watches = cursor.rowcount
+    return {"cases_changed": cases, "watches_changed": watches}
