@@ -50,12 +50,13 @@ migrate: db venv
 	@$(MANAGE) migrate --noinput -v 0
 	@$(MANAGE) createcachetable
 
+# Reload the demo data (make run loads it once).
 demo: migrate
 	@$(MANAGE) load_demo
 
-run: demo vendor
+run: db venv vendor
 	@mkdir -p $(RUN)
-	@$(MANAGE) collectstatic --noinput -v 0
+	@$(MANAGE) prepare --url http://127.0.0.1:$(PORT) --banner $(RUN)/banner.txt
 	@scripts/services.sh start $(PORT)
 
 stop:

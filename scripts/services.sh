@@ -30,7 +30,7 @@ start() {
     echo $! >"$RUN/worker.pid"
   fi
   if ! alive web; then
-    nohup "$ROOT/.venv/bin/gunicorn" backend.wsgi:application --bind "127.0.0.1:$port" --workers 2 \
+    nohup "$ROOT/.venv/bin/gunicorn" backend.wsgi:application --bind "127.0.0.1:$port" --workers 2 --preload \
       --access-logfile "$RUN/access.log" --error-logfile "$RUN/web.log" >>"$RUN/web.log" 2>&1 &
     echo $! >"$RUN/web.pid"
   fi
@@ -43,7 +43,7 @@ PYEOF
     sleep 0.2
   done
   [ -n "$ok" ] || { echo "the web server did not answer; see $RUN/web.log" >&2; tail -20 "$RUN/web.log" >&2; exit 1; }
-  "$PY" manage.py demo_banner --url "http://127.0.0.1:$port"
+  if [ -f "$RUN/banner.txt" ]; then cat "$RUN/banner.txt"; else "$PY" manage.py demo_banner --url "http://127.0.0.1:$port"; fi
 }
 
 case "${1:-}" in

@@ -27,8 +27,19 @@ pytestmark = [
 def surveyed(transactional_db):
     """Committed data (the live server's thread has its own connection), made before the browser
     starts: Playwright's sync API runs an event loop, and Django refuses the ORM inside one."""
+    from tests import factories
+
     town = build_town("930003")
-    return town, build_mapped(town)
+    mapped = build_mapped(town)
+    # A hamlet of 20 households within 40 m, in a 自治会 outside the campaign (the coverage numbers
+    # stay those of build_mapped): at most three hexagons meet there, so one holds 7 or more and
+    # the hexagon layer has something to draw wherever the grid falls.
+    x0, y0, x1, _y1 = mapped.second.geom.extent
+    third = factories.neighborhood(town.municipality, geom=factories.square(x1, y0, x1 - x0))
+    cx, cy = factories.centre(third)
+    for k in range(20):
+        factories.household(town.municipality, at=(cx + (k % 5) * 0.0001, cy + (k // 5) * 0.0001))
+    return town, mapped
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from accounts.models import User
 
 class Command(BaseCommand):
     help = "Print where the running server is and how to log in (used by `make run`)."
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--url", default="http://127.0.0.1:8000")
@@ -19,6 +20,7 @@ class Command(BaseCommand):
             f"  API             {url}/api/v1/",
             f"  API docs        {url}/api/v1/docs",
             f"  health          {url}/api/v1/health",
+            f"  map             {url}/map/   (the supervisors' coverage map)",
             f"  admin           {url}/admin/",
         ]
         existing = set(User.objects.filter(username__in=DEMO_USERNAMES.values()).values_list("username", flat=True))
