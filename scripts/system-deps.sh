@@ -11,6 +11,10 @@ packages=(
   libimage-exiftool-perl
   chromium chromium-driver
 )
+# npm installs MapLibre GL for the map page (make vendor); use the machine's Node.js if it has one.
+if ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 if [ "${TSUNAGU_WITH_COMPOSE:-1}" = 1 ]; then
   packages+=(docker-compose)
 fi

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from accounts.models import DeviceToken
 from accounts.roles import Role
+from tests.maps.geo import tile_path
 
 ALL_ROLES = frozenset(r.value for r in Role)
 MANAGERS = frozenset({Role.COORDINATOR.value, Role.ADMIN.value})
@@ -126,6 +127,26 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint(
         "case close", "POST", lambda t: f"cases/{t.with_outreach().case.id}/close", COORDINATOR,
         body=lambda t: {"reason": "resolved", "evaluation": "主訴解消"},
+    ),
+    Endpoint("maps coverage", "GET", lambda t: f"maps/coverage?campaign={t.campaign.id}", ALL_ROLES),
+    Endpoint("maps coverage of a 自治会", "GET", lambda t: f"maps/coverage?neighborhood={t.neighborhood.id}", ALL_ROLES),
+    Endpoint(
+        "maps coverage by corporation", "GET", lambda t: f"maps/coverage?group_by=partner&partner={t.partner.id}", ALL_ROLES
+    ),
+    Endpoint("maps weekly coverage", "GET", lambda t: f"maps/coverage/weekly?campaign={t.campaign.id}", ALL_ROLES),
+    Endpoint(
+        "maps isolation in a 自治会", "GET", lambda t: f"maps/isolation?neighborhood={t.neighborhood.id}", HOUSEHOLD_READERS
+    ),
+    Endpoint(
+        "maps neighborhoods geojson", "GET", lambda t: f"maps/neighborhoods.geojson?campaign={t.campaign.id}", ALL_ROLES
+    ),
+    Endpoint(
+        "maps neighborhoods tile", "GET",
+        lambda t: f"maps/tiles/neighborhoods/{tile_path(t, 13)}.mvt?campaign={t.campaign.id}", ALL_ROLES,
+    ),
+    Endpoint(
+        "maps households tile", "GET",
+        lambda t: f"maps/tiles/households/{tile_path(t, 15)}.mvt?campaign={t.campaign.id}", HOUSEHOLD_READERS,
     ),
     Endpoint(
         "visit outcome", "POST", lambda t: f"scheduled-visits/{t.visit.id}/outcome",
