@@ -6,6 +6,7 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from backend.errors import Conflict, InvalidInput
+from backend.validation import full_clean_or_422
 from neighborhoods.models import Household, Municipality, Neighborhood, Resident
 
 # One set-based UPDATE: each household of the municipality gets the 自治会 whose boundary covers
@@ -84,7 +85,7 @@ def create_household(*, municipality: Municipality, **fields) -> Household:
     if Household.objects.filter(municipality=municipality, external_id=fields.get("external_id")).exists():
         raise Conflict("A household with this external_id exists.", code="duplicate_external_id")
     household = Household(municipality=municipality, **fields)
-    _full_clean(household)
+    full_clean_or_422(household)
     household.neighborhood = neighborhood_at(municipality_id=municipality.pk, point=household.location)
     household.save()
     return household
@@ -105,7 +106,7 @@ def update_household(*, household: Household, base_version: int | None, changes:
         )
     for name, value in changes.items():
         setattr(locked, name, value)
-    _full_clean(locked)
+    full_clean_or_422(locked)
     fields = [*changes, "version", "updated_at"]
     if "location" in changes:
         locked.neighborhood = neighborhood_at(municipality_id=locked.municipality_id, point=locked.location)
@@ -131,7 +132,7 @@ RESIDENT_FIELDS = ("name", "kana", "birth_year", "age_band", "relation", "flags"
 @transaction.atomic
 def add_resident(*, household: Household, **fields) -> Resident:
     resident = Resident(municipality_id=household.municipality_id, household=household, **fields)
-    _full_clean(resident)
+    full_clean_or_422(resident)
     resident.save()
     return resident
 
@@ -147,23 +148,11 @@ def update_resident(*, resident: Resident, base_version: int | None, changes: di
         )
     for name, value in changes.items():
         setattr(locked, name, value)
-    _full_clean(locked)
+    full_clean_or_422(locked)
     locked.version = F("version") + 1
     locked.save(update_fields=[*changes, "version", "updated_at"])
     locked.refresh_from_db()
     return locked
-
-
-def _full_clean(obj) -> None:
-    from django.core.exceptions import ValidationError
-
-    try:
-        obj.full_clean(validate_unique=False, validate_constraints=True)
-    except ValidationError as exc:
-        details = [{"loc": ["body", field], "msg": " ".join(msgs)} for field, msgs in exc.message_dict.items()]
-        raise InvalidInput(
-            "; ".join(f"{d['loc'][-1]}: {d['msg']}" for d in details), details=details
-        ) from exc
 
 
 def neighborhoods_by_code(municipality: Municipality) -> dict[str, Neighborhood]:

@@ -13,8 +13,8 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.roles import Role
 from backend.errors import Conflict, InvalidInput, NotFound
+from backend.validation import full_clean_or_422
 from neighborhoods.models import Household, HouseholdStatus, Municipality, Neighborhood
-from neighborhoods.services import _full_clean
 from visits import planning
 from visits.calendar import working_days
 from visits.models import (
@@ -43,7 +43,7 @@ CAMPAIGN_FIELDS = ("fiscal_year", "name", "start_date", "end_date", "visits_per_
 @transaction.atomic
 def create_campaign(*, municipality: Municipality, by: User | None, **fields) -> Campaign:
     campaign = Campaign(municipality=municipality, created_by=by, **{k: v for k, v in fields.items() if k in CAMPAIGN_FIELDS})
-    _full_clean(campaign)
+    full_clean_or_422(campaign)
     if Campaign.objects.filter(municipality=municipality, fiscal_year=campaign.fiscal_year, name=campaign.name).exists():
         raise Conflict("A campaign with this name exists for the fiscal year.", code="duplicate_campaign")
     campaign.save()
@@ -58,7 +58,7 @@ def update_campaign(*, campaign: Campaign, changes: dict) -> Campaign:
     status = changes.pop("status", None)
     for name, value in changes.items():
         setattr(locked, name, value)
-    _full_clean(locked)
+    full_clean_or_422(locked)
     if status and status != locked.status:
         _change_status(locked, status)
     locked.save()
@@ -213,7 +213,7 @@ def set_availability(*, worker: User, weekdays: list[int], start_time: dt.time, 
         raise InvalidInput("Availability is for outreach workers.")
     obj, _ = WorkerAvailability.objects.get_or_create(worker=worker)
     obj.weekdays, obj.start_time, obj.end_time = sorted(set(weekdays)), start_time, end_time
-    _full_clean(obj)
+    full_clean_or_422(obj)
     obj.save()
     return obj
 
