@@ -162,8 +162,7 @@ def push(*, user: User, device: Device, ops: list[dict]) -> list[dict]:
     for attempt in range(3):
         try:
             with transaction.atomic():
-                context = BatchContext(user, ops)
-                results = [_apply(user, device, op, context) for op in ops]
+                results = _apply_batch(user, device, ops, BatchContext(user, ops))
                 Device.objects.filter(pk=device.pk).update(last_push_at=timezone.now())
             return results
         except OperationalError as exc:
@@ -208,24 +207,80 @@ def _rejected(op: dict, code: str, message: str, details: Any = None) -> dict:
 APPLIERS = {}
 
 
-def _apply(user: User, device: Device, op: dict, context: BatchContext) -> dict:
+def _apply_batch(user: User, device: Device, ops: list[dict], context: BatchContext) -> list[dict]:
+    """Claim the batch's op_ids in one statement, apply each claimed op in its own savepoint, then
+    release the claims of rejected ops and store the others' results, again one statement each."""
+    digests = [canonical_hash(op) for op in ops]
+    claimable: dict[str, tuple[str, str]] = {}
+    for op, digest in zip(ops, digests, strict=True):
+        if op["kind"] in APPLIERS:
+            claimable.setdefault(str(op["op_id"]), (op["kind"], digest))
+    claimed = _claim(user, device, claimable)
+    results: list[dict] = []
+    first: dict[str, tuple[str, dict]] = {}  # op_id → (digest, result) of its first copy in this batch
+    released: list[str] = []
+    stored: dict[str, dict] = {}
+    for op, digest in zip(ops, digests, strict=True):
+        op_id = str(op["op_id"])
+        if op["kind"] not in APPLIERS:
+            results.append(_rejected(op, "unsupported_kind", f"Unknown operation kind {op['kind']!r}; known: {sorted(APPLIERS)}."))
+        elif op_id in first:
+            results.append(_repeat(op, digest, *first[op_id]))
+        elif op_id not in claimed:
+            results.append(_earlier_result(op, digest, user))
+        else:
+            result = _apply_claimed(user, device, op, context)
+            first[op_id] = (digest, result)
+            if result["status"] == "rejected":
+                released.append(op_id)
+            else:
+                stored[op_id] = {k: v for k, v in result.items() if k != "op_id"}
+            results.append(result)
+    with connection.cursor() as cursor:
+        if released:  # a rejected op is judged afresh when sent again
+            cursor.execute("DELETE FROM visits_syncoperation WHERE op_id = ANY(%s::uuid[])", [released])
+        if stored:
+            cursor.execute(
+                "UPDATE visits_syncoperation s SET result = v.result::jsonb"
+                " FROM unnest(%s::uuid[], %s::text[]) AS v(op_id, result) WHERE s.op_id = v.op_id",
+                [list(stored), [json.dumps(r, ensure_ascii=False) for r in stored.values()]],
+            )
+    return results
+
+
+def _claim(user: User, device: Device, claimable: dict[str, tuple[str, str]]) -> set[str]:
+    """INSERT … ON CONFLICT DO NOTHING: an op_id already applied (or being applied by a parallel
+    batch, which this statement waits for) is not claimed again."""
+    if not claimable:
+        return set()
+    ids = list(claimable)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO visits_syncoperation (op_id, municipality_id, device_id, user_id, kind, payload_sha256, result, applied_at)"
+            " SELECT v.op_id, %s, %s, %s, v.kind, v.digest, '{}'::jsonb, now()"
+            " FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS v(op_id, kind, digest)"
+            " ON CONFLICT (op_id) DO NOTHING RETURNING op_id",
+            [user.municipality_id, str(device.pk), user.pk, ids,
+             [claimable[i][0] for i in ids], [claimable[i][1] for i in ids]],
+        )
+        return {str(row[0]) for row in cursor.fetchall()}
+
+
+def _repeat(op: dict, digest: str, first_digest: str, first_result: dict) -> dict:
+    """The same op_id twice in one batch: the second copy answers like a retry would."""
+    if digest != first_digest:
+        return _rejected(op, "op_id_reused", "This op_id was used before for a different operation.")
+    result = dict(first_result)
+    if result.get("status") == "applied":
+        result["status"] = "duplicate"
+    return result
+
+
+def _apply_claimed(user: User, device: Device, op: dict, context: BatchContext) -> dict:
     op_id = op["op_id"]
-    kind = op["kind"]
-    applier = APPLIERS.get(kind)
-    if applier is None:
-        return _rejected(op, "unsupported_kind", f"Unknown operation kind {kind!r}; known: {sorted(APPLIERS)}.")
-    digest = canonical_hash(op)
+    applier = APPLIERS[op["kind"]]
     try:
         with transaction.atomic():  # the op's savepoint
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "INSERT INTO visits_syncoperation (op_id, municipality_id, device_id, user_id, kind, payload_sha256, result, applied_at)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, '{}'::jsonb, now()) ON CONFLICT (op_id) DO NOTHING RETURNING op_id",
-                    [str(op_id), user.municipality_id, str(device.pk), user.pk, kind, digest],
-                )
-                claimed = cursor.fetchone() is not None
-            if not claimed:
-                return _earlier_result(op, digest, user)
             try:
                 if _touches_tracked_tables(op):
                     with pghistory.context(user=user.pk, device=str(device.pk), op=str(op_id)):
@@ -234,7 +289,6 @@ def _apply(user: User, device: Device, op: dict, context: BatchContext) -> dict:
                     result = applier(user=user, device=device, op=op, context=context)
             except ConflictResult as conflict:
                 result = conflict.result
-            SyncOperation.objects.filter(pk=op_id).update(result=result)
             return {"op_id": str(op_id), **result}
     except Rejected as rejected:
         return _rejected(op, rejected.code, rejected.message, rejected.details)

@@ -281,3 +281,16 @@ def test_forms_are_versioned_and_validated(town):
     assert_error_body(bad, 422)
     assert SurveyForm.objects.filter(municipality=town.municipality).count() == 2
     assert_error_body(town.client("outreach_worker").post("sync/forms", {"title": "t", "definition": FORM}), 403)
+
+
+def test_the_same_op_twice_in_one_batch(town, tablet):
+    op = visit_op(town)
+    reused = {**op, "data": {**op["data"], "notes": "別"}}
+    results = push(tablet, [op, op, reused])
+    assert [r["status"] for r in results] == ["applied", "duplicate", "rejected"]
+    assert results[2]["error"]["code"] == "op_id_reused"
+    assert VisitRecord.objects.filter(pk=op["data"]["id"]).count() == 1
+    rejected_twice = visit_op(town, outcome="partied")
+    results = push(tablet, [rejected_twice, rejected_twice])
+    assert [r["status"] for r in results] == ["rejected", "rejected"]
+    assert not SyncOperation.objects.filter(pk=rejected_twice["op_id"]).exists()
