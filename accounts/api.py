@@ -52,7 +52,7 @@ def _scope(user: User) -> dict:
 
 @router.get("/me", response=MeOut, summary="Who am I: user, municipality, role and scope")
 def me(request: HttpRequest):
-    user = User.objects.select_related("municipality", "partner_organization").get(pk=request.auth.pk)
+    user = request.auth
     token = getattr(request, "device_token", None)
     return {
         "id": user.pk,

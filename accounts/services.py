@@ -76,7 +76,7 @@ def resolve_token(raw: str) -> DeviceToken:
     if not raw.startswith(TOKEN_PREFIX):
         raise NotAuthenticated("The token is not valid.", code="invalid_token")
     token = (
-        DeviceToken.objects.select_related("user", "user__municipality")
+        DeviceToken.objects.select_related("user", "user__municipality", "user__partner_organization")
         .filter(token_hash=hash_token(raw))
         .first()
     )

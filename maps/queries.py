@@ -14,10 +14,9 @@ from django.conf import settings
 from django.db import connection
 
 from accounts.models import User
+from visits.models import CampaignHousehold
 
-FINAL_STATES = ("met", "refused", "moved", "vacant", "leaflet_left")
-GONE_STATUSES = ("vacant", "moved")
-_FINAL = "('met', 'refused', 'moved', 'vacant', 'leaflet_left')"
+_FINAL = "(" + ", ".join(f"'{state}'" for state in CampaignHousehold.FINAL_STATES) + ")"
 
 
 def _rows(sql: str, params: Sequence | dict) -> list[dict]:

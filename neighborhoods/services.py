@@ -7,6 +7,7 @@ from django.db.models import F
 
 from backend.errors import Conflict, InvalidInput
 from backend.validation import full_clean_or_422
+from backend.versioning import lock_at_version
 from neighborhoods.models import Household, Municipality, Neighborhood, Resident
 
 # One set-based UPDATE: each household of the municipality gets the 自治会 whose boundary covers
@@ -97,13 +98,7 @@ def update_household(*, household: Household, base_version: int | None, changes:
     unknown = set(changes) - set(HOUSEHOLD_FIELDS)
     if unknown:
         raise InvalidInput(f"unknown household fields: {', '.join(sorted(unknown))}")
-    locked = Household.objects.select_for_update().get(pk=household.pk)
-    if base_version is not None and locked.version != base_version:
-        raise Conflict(
-            f"The household changed since version {base_version}; it is now at version {locked.version}.",
-            code="stale_version",
-            details={"version": locked.version},
-        )
+    locked = lock_at_version(Household, household.pk, base_version, "household")
     for name, value in changes.items():
         setattr(locked, name, value)
     full_clean_or_422(locked)
@@ -126,9 +121,6 @@ def neighborhood_at(*, municipality_id: int, point) -> Neighborhood | None:
     )
 
 
-RESIDENT_FIELDS = ("name", "kana", "birth_year", "age_band", "relation", "flags")
-
-
 @transaction.atomic
 def add_resident(*, household: Household, **fields) -> Resident:
     resident = Resident(municipality_id=household.municipality_id, household=household, **fields)
@@ -139,13 +131,7 @@ def add_resident(*, household: Household, **fields) -> Resident:
 
 @transaction.atomic
 def update_resident(*, resident: Resident, base_version: int | None, changes: dict) -> Resident:
-    locked = Resident.objects.select_for_update().get(pk=resident.pk)
-    if base_version is not None and locked.version != base_version:
-        raise Conflict(
-            f"The resident changed since version {base_version}; it is now at version {locked.version}.",
-            code="stale_version",
-            details={"version": locked.version},
-        )
+    locked = lock_at_version(Resident, resident.pk, base_version, "resident")
     for name, value in changes.items():
         setattr(locked, name, value)
     full_clean_or_422(locked)
@@ -153,7 +139,3 @@ def update_resident(*, resident: Resident, base_version: int | None, changes: di
     locked.save(update_fields=[*changes, "version", "updated_at"])
     locked.refresh_from_db()
     return locked
-
-
-def neighborhoods_by_code(municipality: Municipality) -> dict[str, Neighborhood]:
-    return {n.code: n for n in Neighborhood.objects.filter(municipality=municipality)}

@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.roles import Role
 from backend.errors import Conflict, Forbidden, InvalidInput, NotFound
+from backend.versioning import lock_at_version
 from backend.vocabulary import CONCERN_CATEGORIES
 from neighborhoods.access import visible_households
 from neighborhoods.models import Household, Neighborhood, Resident
@@ -237,9 +238,7 @@ CASE_EDITABLE = ("title", "cadence_days", "stage", "lead_partner", "lead_worker"
 @transaction.atomic
 def update_case(*, case: OutreachCase, changes: dict, base_version: int | None = None) -> OutreachCase:
     locked = _open_case(case)
-    if base_version is not None and base_version != locked.version:
-        raise Conflict(f"The case changed since version {base_version}.", code="stale_version",
-                       details={"version": locked.version})
+    lock_at_version(OutreachCase, locked.pk, base_version, "case")
     for name, value in changes.items():
         setattr(locked, name, value)
     if "cadence_days" in changes:

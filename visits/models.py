@@ -234,8 +234,6 @@ class ScheduledVisit(models.Model):
         ABSENT = "absent", "不在"
         CANCELLED = "cancelled", "取消"
 
-    KEPT_STATUSES = ("issued", "done", "absent")
-
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="scheduled_visits")

@@ -216,6 +216,8 @@ def _apply_batch(user: User, device: Device, ops: list[dict], context: BatchCont
         if op["kind"] in APPLIERS:
             claimable.setdefault(str(op["op_id"]), (op["kind"], digest))
     claimed = _claim(user, device, claimable)
+    # A retried batch is mostly ops applied before: read them all at once, not one query each.
+    earlier = {str(o.pk): o for o in SyncOperation.objects.filter(pk__in=[i for i in claimable if i not in claimed])}
     results: list[dict] = []
     first: dict[str, tuple[str, dict]] = {}  # op_id → (digest, result) of its first copy in this batch
     released: list[str] = []
@@ -227,7 +229,7 @@ def _apply_batch(user: User, device: Device, ops: list[dict], context: BatchCont
         elif op_id in first:
             results.append(_repeat(op, digest, *first[op_id]))
         elif op_id not in claimed:
-            results.append(_earlier_result(op, digest, user))
+            results.append(_earlier_result(op, digest, user, earlier[op_id]))
         else:
             result = _apply_claimed(user, device, op, context)
             first[op_id] = (digest, result)
@@ -304,8 +306,7 @@ def _touches_tracked_tables(op: dict) -> bool:
     return op.get("kind") == "household.update" or bool(data.get("scheduled_visit_id"))
 
 
-def _earlier_result(op: dict, digest: str, user: User) -> dict:
-    earlier = SyncOperation.objects.get(pk=op["op_id"])
+def _earlier_result(op: dict, digest: str, user: User, earlier: SyncOperation) -> dict:
     if earlier.payload_sha256 != digest or earlier.user_id != user.pk:
         return _rejected(op, "op_id_reused", "This op_id was used before for a different operation.")
     result = dict(earlier.result)

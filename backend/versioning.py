@@ -1,0 +1,17 @@
+"""Optimistic concurrency: an edit names the version it was based on; a stale one is a 409."""
+
+from django.db import models
+
+from backend.errors import Conflict
+
+
+def lock_at_version(model: type[models.Model], pk, base_version: int | None, what: str) -> models.Model:
+    """The row, locked for update; Conflict (stale_version) if it moved past `base_version`."""
+    locked = model.objects.select_for_update().get(pk=pk)
+    if base_version is not None and locked.version != base_version:
+        raise Conflict(
+            f"The {what} changed since version {base_version}; it is now at version {locked.version}.",
+            code="stale_version",
+            details={"version": locked.version},
+        )
+    return locked
