@@ -22,3 +22,5 @@ RUN useradd --system --home /app tsunagu && mkdir -p /app/.local/media && chown 
 USER tsunagu
 ENV TSUNAGU_ENV=production
 EXPOSE 8000
+# compose.yaml runs migrations first and then this same server; its settings: backend/gunicorn.conf.py.
+CMD ["gunicorn", "-c", "backend/gunicorn.conf.py", "--bind", "0.0.0.0:8000"]

@@ -14,7 +14,7 @@ RUN     := .local/run
 help:
 	@echo "make run    start PostGIS, the job cluster and the web server on http://127.0.0.1:$(PORT)/ with demo data"
 	@echo "make stop   stop what 'make run' started"
-	@echo "make test   lint, migration check and the whole test suite against a real PostGIS"
+	@echo "make test   lint, types, migration check and the whole test suite (with the API fuzzer) against a real PostGIS"
 	@echo "make bench  benchmarks (ratios against a baseline measured in the same run)"
 
 system:
@@ -65,9 +65,11 @@ stop:
 
 lint: venv
 	@.venv/bin/ruff check .
+	@.venv/bin/mypy
 
 test: db venv vendor
 	@.venv/bin/ruff check .
+	@.venv/bin/mypy
 	@DJANGO_SETTINGS_MODULE=backend.settings_test $(MANAGE) makemigrations --check --dry-run -v 1 >/dev/null || \
 	  { echo "makemigrations --check: models changed without a migration"; exit 1; }
 	@.venv/bin/pytest -q -p no:cacheprovider -n auto $(PYTEST_ARGS)

@@ -3,7 +3,7 @@
 from django.db.models import QuerySet
 
 from accounts.models import DeviceToken, User
-from accounts.roles import MUNICIPALITY_WIDE, USER_MANAGERS
+from accounts.roles import MUNICIPALITY_WIDE, USER_MANAGERS, Role
 from backend.errors import Forbidden
 
 
@@ -29,3 +29,13 @@ def visible_device_tokens(user: User) -> QuerySet[DeviceToken]:
     if user.role in USER_MANAGERS:
         return DeviceToken.objects.filter(user__municipality_id=user.municipality_id)
     return DeviceToken.objects.filter(user=user)
+
+
+def is_read_only(user: User) -> bool:
+    """Supervisors read the whole municipality and change nothing, through the API or the sync."""
+    return user.role == Role.SUPERVISOR
+
+
+def require_writer(user: User) -> None:
+    if is_read_only(user):
+        raise Forbidden("Supervisors have read-only access.")

@@ -12,18 +12,26 @@ from accounts import services
 from accounts.access import manageable_users, require_user_manager, visible_users
 from accounts.models import User
 from accounts.roles import MUNICIPALITY_WIDE, Role
-from accounts.schemas import DeviceOut, MeOut, TokenIn, TokenOut, UserOut
+from accounts.schemas import DeviceTokenOut, MeOut, TokenIn, TokenOut, UserOut
 from api.pagination import Paginated
 from backend.errors import InvalidInput
 
 router = Router(tags=["auth"])
 
 
+class LoginAddressThrottle(AnonRateThrottle):
+    """Per client address, as accounts.services.client_ip sees it (ninja's own guess trusts
+    X-Forwarded-For from anyone, so a rotating header would reset the count)."""
+
+    def get_ident(self, request: HttpRequest) -> str | None:
+        return services.client_ip(request)
+
+
 @router.post(
     "/auth/token",
     auth=None,
     response={201: TokenOut},
-    throttle=[AnonRateThrottle("30/m")],
+    throttle=[LoginAddressThrottle("30/m")],
     summary="Log in a device: username, password and device name give a token",
 )
 def create_token(request: HttpRequest, payload: TokenIn):
@@ -65,7 +73,7 @@ def me(request: HttpRequest):
     }
 
 
-@router.get("/me/devices", response=list[DeviceOut], summary="My devices")
+@router.get("/me/devices", response=list[DeviceTokenOut], summary="My devices")
 def my_devices(request: HttpRequest):
     return list(request.auth.device_tokens.all())
 
@@ -84,7 +92,7 @@ def get_user(request: HttpRequest, user_id: int):
     return get_object_or_404(visible_users(request.auth), pk=user_id)
 
 
-@router.get("/users/{user_id}/devices", response=list[DeviceOut], summary="A user's devices (coordinators)")
+@router.get("/users/{user_id}/devices", response=list[DeviceTokenOut], summary="A user's devices (coordinators)")
 def list_user_devices(request: HttpRequest, user_id: int):
     require_user_manager(request.auth)
     user = get_object_or_404(manageable_users(request.auth), pk=user_id)

@@ -41,6 +41,12 @@ class User(AbstractUser):
                 | (~Q(role=Role.OUTREACH_WORKER) & Q(partner_organization__isnull=True)),
                 name="user_partner_only_for_workers",
             ),
+            # The Django admin is the platform operators' tool: a municipal account is never staff.
+            models.CheckConstraint(
+                condition=Q(municipality__isnull=True) | Q(is_staff=False, is_superuser=False),
+                name="user_municipal_not_staff",
+                violation_error_message="A user of a municipality cannot be staff or superuser.",
+            ),
         ]
 
     def __str__(self) -> str:

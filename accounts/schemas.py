@@ -2,15 +2,15 @@ from datetime import datetime
 from uuid import UUID
 
 from ninja import Field, Schema
-from pydantic import ConfigDict
+
+from api.schemas import BodySchema
+from backend.text import Line
 
 
-class TokenIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    username: str = Field(..., min_length=1, max_length=150)
-    password: str = Field(..., min_length=1, max_length=256)
-    device_name: str = Field(..., min_length=1, max_length=100, description="A name the user will recognise, e.g. 'iPad 3'")
+class TokenIn(BodySchema):
+    username: Line = Field(..., min_length=1, max_length=150)
+    password: Line = Field(..., min_length=1, max_length=256)
+    device_name: Line = Field(..., min_length=1, max_length=100, description="A name the user will recognise, e.g. 'iPad 3'")
 
 
 class TokenOut(Schema):
@@ -63,7 +63,7 @@ class UserOut(Schema):
     partner_organization_id: int | None = None
 
 
-class DeviceOut(Schema):
+class DeviceTokenOut(Schema):
     id: UUID
     name: str
     prefix: str

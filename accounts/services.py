@@ -1,9 +1,11 @@
 """Writes about users and devices. The only place tokens are made, checked and revoked."""
 
+import functools
 import hashlib
 import secrets
 from collections.abc import Iterable
 from datetime import timedelta
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
@@ -12,6 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
+from python_ipware import IpWare
 
 from accounts.models import DeviceToken, User
 from accounts.roles import Role
@@ -26,8 +29,46 @@ def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+# Parses one hop of X-Forwarded-For ("203.0.113.5", "203.0.113.5:4711", "[2001:db8::5]:443").
+_HOP_PARSER = IpWare(precedence=("HOP",))
+
+
+@functools.lru_cache(maxsize=8)
+def _trusted_networks(entries: tuple[str, ...]) -> tuple[IPv4Network | IPv6Network, ...]:
+    return tuple(ip_network(entry, strict=False) for entry in entries)
+
+
+def _parse_hop(text: str) -> IPv4Address | IPv6Address | None:
+    hop, _ = _HOP_PARSER.get_client_ip({"HOP": text.strip()})
+    return hop
+
+
 def client_ip(request: HttpRequest) -> str | None:
-    return getattr(request, "axes_ip_address", None) or request.META.get("REMOTE_ADDR")
+    """The address a request comes from, the one login limits and audit rows count.
+
+    X-Forwarded-For is believed only as far as it was written by proxies in
+    TSUNAGU_TRUSTED_PROXIES: starting from the peer (REMOTE_ADDR), each trusted hop vouches for the
+    entry to its left; the first untrusted one is the client. Anything a client put in the header
+    itself lies further left and is never reached. django-axes asks this same function
+    (AXES_CLIENT_IP_CALLABLE), so both count one address."""
+    remote = request.META.get("REMOTE_ADDR") or None
+    trusted = _trusted_networks(tuple(settings.TSUNAGU_TRUSTED_PROXIES))
+    peer = _parse_hop(remote) if remote and trusted else None
+    if peer is None:
+        return remote
+
+    def is_proxy(address: IPv4Address | IPv6Address) -> bool:
+        return any(address.version == net.version and address in net for net in trusted)
+
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    hops = [hop for hop in forwarded.split(",") if hop.strip()] if forwarded else []
+    current = peer
+    while is_proxy(current) and hops:
+        previous = _parse_hop(hops.pop())
+        if previous is None:
+            break  # a trusted proxy would not write this; keep the last address it vouched for
+        current = previous
+    return str(current)
 
 
 def login_for_token(*, request: HttpRequest, username: str, password: str, device_name: str) -> tuple[DeviceToken, str]:

@@ -1,11 +1,11 @@
 """The one NinjaAPI: authentication, error format, versioning. Each app's router is mounted here."""
 
-from ninja import NinjaAPI
-
 from accounts.api import router as accounts_router
 from api import errors
 from api.auth import default_auth
 from api.health import router as health_router
+from api.openapi import DocumentedNinjaAPI
+from api.parser import JsonOnlyParser
 from audit.api import router as audit_router
 from maps.api import router as maps_router
 from neighborhoods.api import router as neighborhoods_router
@@ -14,17 +14,19 @@ from visits.api import router as visits_router
 from visits.photo_api import router as photos_router
 from visits.sync_api import router as sync_router
 
-api = NinjaAPI(
-    title="つなぐ API",
+# An ASCII title: client generators derive package names from it.
+api = DocumentedNinjaAPI(
+    title="tsunagu API",
     version="1",
     description=(
-        "Backend for municipal outreach (重層的支援体制整備事業): 自治会 and households, visit surveys, "
+        "つなぐ (tsunagu): backend for municipal outreach (重層的支援体制整備事業): 自治会 and households, visit surveys, "
         "concerns and continuous outreach. Authenticate with a device token from POST /auth/token."
     ),
     urls_namespace="api-v1",
     auth=default_auth,
     docs_url="/docs",
     openapi_url="/openapi.json",
+    parser=JsonOnlyParser(),
 )
 errors.install(api)
 

@@ -9,9 +9,11 @@ import uuid
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Throttled, ValidationError
+from psycopg.errors import DeadlockDetected, LockNotAvailable, SerializationFailure
 
 from backend.errors import RateLimited, TsunaguError
 
@@ -68,6 +70,8 @@ def install(api: NinjaAPI) -> None:
     def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         if isinstance(exc.__cause__, RequestDataTooBig):
             return too_big(request, exc.__cause__)
+        if isinstance(exc.__cause__, TsunaguError):  # raised by our body parser (api.parser): 415
+            return domain_error(request, exc.__cause__)
         status = exc.status_code
         message = str(exc)
         if isinstance(exc, AuthenticationError):
@@ -99,6 +103,20 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(PermissionDenied)
     def permission_denied(request: HttpRequest, exc: Exception) -> HttpResponse:
         return error_response(403, "forbidden", "Your role may not do this.")
+
+    @api.exception_handler(OperationalError)
+    def database_contention(request: HttpRequest, exc: OperationalError) -> HttpResponse:
+        # A deadlock or serialization failure undid the whole transaction: nothing was written,
+        # and the same request sent again will most likely pass.
+        if isinstance(exc.__cause__, DeadlockDetected | SerializationFailure | LockNotAvailable):
+            logger.warning("%s %s aborted by the database: %s", request.method, request.path, exc.__cause__)
+            response = error_response(
+                409, "concurrent_update",
+                "Another change to the same data was being made at the same moment; nothing was saved. Try again.",
+            )
+            response["Retry-After"] = "1"
+            return response
+        return unexpected(request, exc)
 
     @api.exception_handler(Exception)
     def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:

@@ -4,12 +4,12 @@ from typing import Literal
 
 from django.contrib.gis.geos import GEOSGeometry, Point
 from ninja import Field, Schema
-from pydantic import ConfigDict, field_validator
+from pydantic import field_validator
+
+from api.schemas import BodySchema
 
 
-class PointIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class PointIn(BodySchema):
     type: Literal["Point"]
     coordinates: list[float] = Field(..., min_length=2, max_length=2, description="[longitude, latitude]")
 

@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from pghistory.middleware import HistoryMiddleware
 
 from api.errors import CODES_BY_STATUS, error_response
+from backend.text import text_problem
 
 
 class ApiJsonErrorsMiddleware:
@@ -27,6 +28,29 @@ class ApiJsonErrorsMiddleware:
                 new["Allow"] = response["Allow"]
             return new
         return response
+
+
+class ApiQueryTextMiddleware:
+    """Query parameters under /api/ obey the single-line text rule (backend.text) before any
+    handler sees them: a NUL byte in `?q=` was a 500 from PostgreSQL, and a bidi override in a
+    filter has no use. Every parameter is checked, declared or not."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/api/") and request.GET:
+            details = []
+            for key, values in request.GET.lists():
+                for text in (key, *values):
+                    problem = text_problem(text, multiline=False)
+                    if problem:
+                        details.append({"loc": ["query", key], "msg": problem, "type": "text"})
+                        break
+            if details:
+                names = ", ".join(ascii(d["loc"][1]) for d in details[:5])
+                return error_response(422, "invalid", f"The query parameters are not valid ({names}).", details)
+        return self.get_response(request)
 
 
 class HistoryContextMiddleware(HistoryMiddleware):

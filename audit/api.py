@@ -1,27 +1,14 @@
 from datetime import datetime
-from uuid import UUID
 
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Router
 from ninja.pagination import paginate
 
 from api.pagination import Paginated
 from audit.access import visible_audit_events
+from audit.schemas import AuditEventOut
 
 router = Router(tags=["audit"])
-
-
-class AuditEventOut(Schema):
-    id: int
-    at: datetime
-    actor_id: int | None
-    actor_username: str
-    actor_role: str
-    device_token_id: UUID | None
-    action: str
-    object_type: str
-    object_id: str
-    basis: str
 
 
 @router.get("/events", response=list[AuditEventOut], summary="Who read which sensitive detail (監査ログ)")

@@ -3,16 +3,21 @@
 Append-only for the application: a database trigger refuses UPDATE and DELETE (django-pgtrigger).
 """
 
+from typing import TypeAlias
+
 import pgtrigger
 from django.conf import settings
 from django.db import models
 
 
+class AuditAction(models.TextChoices):
+    READ = "read", "閲覧"
+    EXPORT = "export", "出力"
+    SHARE = "share", "共有"
+
+
 class AuditEvent(models.Model):
-    class Action(models.TextChoices):
-        READ = "read", "閲覧"
-        EXPORT = "export", "出力"
-        SHARE = "share", "共有"
+    Action: TypeAlias = AuditAction
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     municipality = models.ForeignKey(

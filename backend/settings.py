@@ -8,6 +8,7 @@ TSUNAGU_ENV selects the profile:
 """
 
 from datetime import timedelta
+from ipaddress import ip_network
 from pathlib import Path
 
 import environ
@@ -58,7 +59,8 @@ if env.str("GEOS_LIBRARY_PATH", default=""):
     GEOS_LIBRARY_PATH = env.str("GEOS_LIBRARY_PATH")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin, for platform operators only (backend/admin_site.py).
+    "backend.admin_apps.PlatformAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -83,6 +85,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "api.middleware.ApiJsonErrorsMiddleware",
+    "api.middleware.ApiQueryTextMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -135,6 +138,16 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+# The reverse proxies in front of the web server (IPs or CIDRs, comma-separated). X-Forwarded-For
+# is believed only from them; from anyone else it is ignored, or a client could pick the address
+# its failed logins are counted against. axes and our code ask one function for the address.
+TSUNAGU_TRUSTED_PROXIES = [p.strip() for p in env.list("TSUNAGU_TRUSTED_PROXIES", default=[]) if p.strip()]
+for _proxy in TSUNAGU_TRUSTED_PROXIES:
+    try:
+        ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"TSUNAGU_TRUSTED_PROXIES: {_proxy!r} is not an IP address or CIDR") from None
+AXES_CLIENT_IP_CALLABLE = "accounts.services.client_ip"
 
 # Device tokens (API): opaque, stored as SHA-256, expire after this many days.
 TSUNAGU_TOKEN_TTL_DAYS = env.int("TSUNAGU_TOKEN_TTL_DAYS", default=30)
@@ -162,6 +175,13 @@ STORAGES = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
 # Photos from the field are read as a stream with their own limit (visits.photo_service).
 PHOTO_MAX_BYTES = env.int("PHOTO_MAX_BYTES", default=15 * 1024 * 1024)
+# Refused with JSON in front of Django (backend/edge.py): 414 above this many bytes of URI, 431 for a
+# header field (name and value) above this many bytes or more than this many fields, 413 for a
+# Content-Length above DATA_UPLOAD_MAX_MEMORY_SIZE (PHOTO_MAX_BYTES for photo uploads). gunicorn's
+# own limits (backend/gunicorn.conf.py) are set above these.
+TSUNAGU_MAX_URI_BYTES = env.int("TSUNAGU_MAX_URI_BYTES", default=8000)
+TSUNAGU_MAX_HEADER_BYTES = env.int("TSUNAGU_MAX_HEADER_BYTES", default=8192)
+TSUNAGU_MAX_HEADERS = env.int("TSUNAGU_MAX_HEADERS", default=100)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

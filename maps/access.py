@@ -14,6 +14,7 @@ conditions for the tile and coverage queries.
   municipality.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.core.exceptions import EmptyResultSet
@@ -85,6 +86,28 @@ def open_case_condition(user: User, column: str = "h.id") -> SqlCondition | None
     except EmptyResultSet:
         return None
     return SqlCondition(f"{column} IN ({sql})", tuple(params))
+
+
+def withheld_indicators(user: User) -> tuple[str, ...]:
+    """The indicators built on concerns or cases the user may not see (a 民生委員 never sees
+    cases; an administrator sees neither)."""
+    withheld = []
+    if open_concern_condition(user) is None:
+        withheld.append("open_concern")
+    if open_case_condition(user) is None:
+        withheld.append("open_case")
+    return tuple(withheld)
+
+
+def require_indicators(user: User, indicators: Iterable[str]) -> None:
+    """Filtering by an indicator would reveal which households have it: refused (403) for those
+    the role may not see, rather than answered with an empty or partial list."""
+    refused = [name for name in indicators if name in withheld_indicators(user)]
+    if refused:
+        raise Forbidden(
+            f"Your role may not see or filter by these indicators: {', '.join(refused)}.",
+            details={"indicators": refused},
+        )
 
 
 def layer_condition(user: User, layer: str, column: str) -> SqlCondition:

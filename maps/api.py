@@ -7,6 +7,7 @@ from django.utils import timezone
 from ninja import Field, Path, Query, Router, Schema
 
 from api.geo import parse_bbox
+from api.pagination import MAX_OFFSET
 from maps import access, queries, services, tiles
 from maps.schemas import (
     CoverageOut,
@@ -14,7 +15,7 @@ from maps.schemas import (
     Indicator,
     IsolationOut,
     MapConfigOut,
-    OverdueOut,
+    MapOverdueOut,
     WeeklyOut,
 )
 from neighborhoods.models import ResourceType
@@ -62,7 +63,7 @@ class CoverageQuery(GroupFilters):
     campaign: int | None = Field(None, description="Default: the current campaign (all of them for group_by=campaign)")
     group_by: GroupBy = "neighborhood"
     limit: int = Field(100, ge=1, le=500)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 @router.get("/coverage", response=CoverageOut, summary="Survey coverage per 自治会, area, district, corporation or campaign")
@@ -110,13 +111,14 @@ class IsolationQuery(Schema):
     neighborhood: int | None = None
     bbox: str | None = Field(None, description="minLon,minLat,maxLon,maxLat")
     limit: int = Field(50, ge=1, le=500)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 @router.get("/isolation", response=IsolationOut, summary="Households with isolation indicators and the nearest resource")
 def isolation(request: HttpRequest, q: Query[IsolationQuery]):
     user = request.auth
     access.require_layer(user, "households")
+    access.require_indicators(user, q.indicator)
     access.check_filter_ids(user, neighborhood=q.neighborhood)
     items, count, withheld = queries.read_isolation(
         user, months=q.months, indicators=q.indicator, neighborhood_id=q.neighborhood, bbox=parse_bbox(q.bbox),
@@ -128,10 +130,10 @@ def isolation(request: HttpRequest, q: Query[IsolationQuery]):
 class OverdueQuery(Schema):
     kind: str | None = Field(None, pattern="^(case|watch)$")
     limit: int = Field(100, ge=1, le=500)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
-@router.get("/overdue", response=OverdueOut, summary="Open cases and 見守り past their due date (coordinators, supervisors)")
+@router.get("/overdue", response=MapOverdueOut, summary="Open cases and 見守り past their due date (coordinators, supervisors)")
 def overdue(request: HttpRequest, q: Query[OverdueQuery]):
     municipality_id = access.require_overdue_reader(request.auth)
     items, count = queries.read_overdue(
@@ -145,11 +147,7 @@ def layers(request: HttpRequest):
     user = request.auth
     campaigns = list(visible_campaigns(user).order_by("-start_date", "-pk"))
     current = access.current_campaign(visible_campaigns(user))
-    withheld = [
-        name for name, cond in (
-            ("open_concern", access.open_concern_condition(user)), ("open_case", access.open_case_condition(user))
-        ) if cond is None
-    ] if access.may_see_households(user) else list(queries.INDICATORS)
+    withheld = list(access.withheld_indicators(user)) if access.may_see_households(user) else list(queries.INDICATORS)
     return {
         "role": user.role, "municipality": str(user.municipality),
         "bounds": queries.municipality_bounds(user.municipality_id),
@@ -190,6 +188,7 @@ def tile(request: HttpRequest, path: Path[TilePath], q: Query[TileQuery]):
     layer = tiles.layer_for(path.layer)
     z, x, y = tiles.parse_tile(path.z, path.x, path.y)
     access.require_layer(user, layer.name)
+    access.require_indicators(user, q.indicator)
     tiles.check_zoom(layer, z)
     campaign = access.campaign_for(user, q.campaign) if layer.name in ("neighborhoods", "households") else None
     req = tiles.TileRequest(

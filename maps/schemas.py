@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel as Schema
 
 
-class PointOut(Schema):
+class MapPointOut(Schema):
     type: Literal["Point"] = "Point"
     coordinates: list[float]
 
@@ -109,7 +109,7 @@ class IsolationItem(Schema):
     address: str
     neighborhood_id: int | None
     status: str
-    location: PointOut | None
+    location: MapPointOut | None
     indicators: list[str]
     nearest_resource: ResourceRef | None
 
@@ -133,10 +133,10 @@ class OverdueItem(Schema):
     days_overdue: int
     last_contact: dt.date | None
     responsible: str
-    location: PointOut | None
+    location: MapPointOut | None
 
 
-class OverdueOut(Schema):
+class MapOverdueOut(Schema):
     items: list[OverdueItem]
     count: int
 

@@ -167,7 +167,8 @@ def _hexagons(req: TileRequest) -> tuple[str, list]:
     of the tile grown by a cell's width (2·s: every point of any cell that touches the tile) is
     put in its cell by arithmetic: of the two columns its x can fall in, the nearest centre, which
     is the hexagon that contains it. So a cell's count is complete where it crosses the tile's
-    edge, and the same in both tiles. Cells with fewer than HEXAGON_MIN_COUNT are left out. Only
+    edge, and the same in both tiles; a cell that only reaches the tile's buffer belongs to the
+    neighbouring tile and is left to it. Cells with fewer than HEXAGON_MIN_COUNT are left out. Only
     the count: no attribute per cell, which a small or uniform cell would give away."""
     minimum = access.HEXAGON_MIN_COUNT
     size = HEXAGON_SIZE
@@ -196,7 +197,8 @@ def _hexagons(req: TileRequest) -> tuple[str, list]:
              AS geom,
            k.households
       FROM bounds b,
-           (SELECT i, j, count(*) AS households FROM cells GROUP BY i, j HAVING count(*) >= {minimum}) k"""  # noqa: S608 - constant fragments, values bound
+           (SELECT i, j, count(*) AS households FROM cells GROUP BY i, j HAVING count(*) >= {minimum}) k
+     WHERE ST_Intersects(ST_SetSRID(ST_Hexagon({size}::float8, k.i, k.j::int), 3857), b.env)"""  # noqa: S608 - constant fragments, values bound
     return sql, [req.user.municipality_id]
 
 

@@ -2,9 +2,11 @@ from datetime import datetime
 from uuid import UUID
 
 from ninja import Field, Schema
-from pydantic import ConfigDict
 
 from api.geo import PointIn, PointOut, point_out
+from api.schemas import BodySchema, Unchanged, Version
+from backend.dates import BirthYear
+from backend.text import Line
 from neighborhoods.models import (
     AgeBand,
     HouseholdStatus,
@@ -91,51 +93,48 @@ class HouseholdDetailOut(HouseholdOut):
         return obj.residents_list
 
 
-class HouseholdIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    external_id: str = Field(..., min_length=1, max_length=64)
-    address: str = Field(..., min_length=1, max_length=300)
-    address_kana: str = Field("", max_length=300)
-    location: PointIn | None = None
+class HouseholdIn(BodySchema):
+    external_id: Line = Field(..., min_length=1, max_length=64)
+    address: Line = Field(..., min_length=1, max_length=300)
+    address_kana: Line = Field("", max_length=300)
+    location: PointIn | None = Field(None, description="Must lie within the municipality (its 自治会 and their surroundings)")
     status: HouseholdStatus = HouseholdStatus.OCCUPIED
     living_arrangement: LivingArrangement | None = None
-    risk_flags: list[RiskFlag] = []
+    risk_flags: list[RiskFlag] = Field([], max_length=len(RiskFlag))
 
 
-class HouseholdPatch(Schema):
-    model_config = ConfigDict(extra="forbid")
+class HouseholdPatch(BodySchema):
+    """Absent fields stay as they are. null clears only where it means something: the location and
+    the living arrangement (not known)."""
 
-    version: int = Field(..., ge=1, description="The version this edit is based on; a stale one is a 409.")
-    address: str | None = Field(None, min_length=1, max_length=300)
-    address_kana: str | None = Field(None, max_length=300)
-    location: PointIn | None = None
-    status: HouseholdStatus | None = None
-    living_arrangement: LivingArrangement | None = None
-    risk_flags: list[RiskFlag] | None = None
+    version: Version
+    address: Line = Unchanged(min_length=1, max_length=300)
+    address_kana: Line = Unchanged(max_length=300)
+    location: PointIn | None = Unchanged(description="null removes the location")
+    status: HouseholdStatus = Unchanged()
+    living_arrangement: LivingArrangement | None = Unchanged(description="null: not known")
+    risk_flags: list[RiskFlag] = Unchanged(max_length=len(RiskFlag))
 
 
-class ResidentIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(..., min_length=1, max_length=100)
-    kana: str = Field("", max_length=100)
-    birth_year: int | None = Field(None, ge=1890, le=2100)
+class ResidentIn(BodySchema):
+    name: Line = Field(..., min_length=1, max_length=100)
+    kana: Line = Field("", max_length=100)
+    birth_year: BirthYear | None = None
     age_band: AgeBand | None = None
     relation: Relation = Relation.OTHER
-    flags: list[ResidentFlag] = []
+    flags: list[ResidentFlag] = Field([], max_length=len(ResidentFlag))
 
 
-class ResidentPatch(Schema):
-    model_config = ConfigDict(extra="forbid")
+class ResidentPatch(BodySchema):
+    """Absent fields stay as they are; null clears the birth year and the age band (not known)."""
 
-    version: int = Field(..., ge=1)
-    name: str | None = Field(None, min_length=1, max_length=100)
-    kana: str | None = Field(None, max_length=100)
-    birth_year: int | None = Field(None, ge=1890, le=2100)
-    age_band: AgeBand | None = None
-    relation: Relation | None = None
-    flags: list[ResidentFlag] | None = None
+    version: Version
+    name: Line = Unchanged(min_length=1, max_length=100)
+    kana: Line = Unchanged(max_length=100)
+    birth_year: BirthYear | None = Unchanged(description="null: not known")
+    age_band: AgeBand | None = Unchanged(description="null: not known")
+    relation: Relation = Unchanged()
+    flags: list[ResidentFlag] = Unchanged(max_length=len(ResidentFlag))
 
 
 class ResourceOut(Schema):

@@ -75,6 +75,36 @@ def queue_household_assignment(*, municipality_id: int) -> None:
     )
 
 
+# "Inside the municipality", with the data we have (a Municipality has no boundary of its own):
+# within OUTSIDE_TOLERANCE_M of the convex hull of its 自治会. Households between 自治会, or in a
+# valley no 自治会 covers, stay allowed (unassigned is a real state); a point in another town, at
+# (0, 0) or with longitude and latitude swapped is refused. A municipality without boundaries
+# yet cannot judge, and allows any point.
+OUTSIDE_TOLERANCE_M = 2000
+_INSIDE_SQL = """
+SELECT count(*) = 0
+       OR ST_DWithin(ST_ConvexHull(ST_Collect(ST_Envelope(geom)))::geography,
+                     ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, %s)
+  FROM neighborhoods_neighborhood
+ WHERE municipality_id = %s AND geom IS NOT NULL
+"""
+
+
+def check_inside_municipality(*, municipality_id: int, point) -> None:
+    """422 outside_municipality when a household's point is not in its municipality."""
+    if point is None:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_INSIDE_SQL, [point.x, point.y, OUTSIDE_TOLERANCE_M, municipality_id])
+        (inside,) = cursor.fetchone()
+    if not inside:
+        raise InvalidInput(
+            f"The location [{point.x:.6f}, {point.y:.6f}] is outside the municipality "
+            f"(more than {OUTSIDE_TOLERANCE_M} m from its 自治会).",
+            code="outside_municipality", details=[{"loc": ["body", "location"], "msg": "outside the municipality"}],
+        )
+
+
 HOUSEHOLD_FIELDS = ("external_id", "address", "address_kana", "location", "status", "living_arrangement", "risk_flags")
 
 
@@ -87,6 +117,7 @@ def create_household(*, municipality: Municipality, **fields) -> Household:
         raise Conflict("A household with this external_id exists.", code="duplicate_external_id")
     household = Household(municipality=municipality, **fields)
     full_clean_or_422(household)
+    check_inside_municipality(municipality_id=municipality.pk, point=household.location)
     household.neighborhood = neighborhood_at(municipality_id=municipality.pk, point=household.location)
     household.save()
     return household
@@ -104,6 +135,7 @@ def update_household(*, household: Household, base_version: int | None, changes:
     full_clean_or_422(locked)
     fields = [*changes, "version", "updated_at"]
     if "location" in changes:
+        check_inside_municipality(municipality_id=locked.municipality_id, point=locked.location)
         locked.neighborhood = neighborhood_at(municipality_id=locked.municipality_id, point=locked.location)
         fields.append("neighborhood")
     locked.version = F("version") + 1

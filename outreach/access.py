@@ -2,15 +2,17 @@
 sync go through these functions.
 
 - coordinator: everything of the municipality, and the only role that triages and runs cases;
-- supervisor: reads everything of the municipality;
+- supervisor: reads everything of the municipality and writes nothing (API and sync);
 - outreach_worker: the cases they lead or their corporation leads (and their notes); concerns
   they raised; concerns about households allocated to their corporation;
-- commissioner (民生委員): concerns they flagged, and the status (not the text) of others' concerns in
-  their own 自治会; never case notes;
+- commissioner (民生委員): concerns they flagged, and the status (not the content: concern_view) of
+  others' concerns in their own 自治会; never case notes;
 - admin: nothing here (no people data).
 """
 
-from django.db.models import Q, QuerySet
+from enum import StrEnum
+
+from django.db.models import Case, CharField, Q, QuerySet, Value, When
 
 from accounts.models import User
 from accounts.roles import Role
@@ -57,12 +59,57 @@ def visible_concerns(user: User) -> QuerySet[Concern]:
     return Concern.objects.none()
 
 
+class ConcernView(StrEnum):
+    """What of a concern a user sees: `full` (categories, place, person, text, history with reasons)
+    or `status` (id, status, 自治会 and dates: "status, not content")."""
+
+    FULL = "full"
+    STATUS = "status"
+
+
+def concern_view(user: User, concern: Concern) -> ConcernView:
+    """The field set of one visible concern for this user: its reporter, coordinators, supervisors
+    and the corporation working with the household see it whole; a 民生委員 sees only the status of
+    others' concerns in their 自治会."""
+    if concern.reported_by_id == user.pk or user.role in READERS or user.role == Role.OUTREACH_WORKER:
+        return ConcernView.FULL
+    return ConcernView.STATUS
+
+
+def concern_view_expression(user: User) -> Case | Value:
+    """concern_view as SQL, to annotate a list of concerns (``view``) in the same query."""
+    if user.role == Role.COMMISSIONER:
+        return Case(
+            When(reported_by_id=user.pk, then=Value(ConcernView.FULL.value)),
+            default=Value(ConcernView.STATUS.value), output_field=CharField(),
+        )
+    return Value(ConcernView.FULL.value, output_field=CharField())
+
+
+def with_concern_views(user: User, concerns: QuerySet[Concern]) -> QuerySet[Concern]:
+    return concerns.annotate(view=concern_view_expression(user))
+
+
 def may_read_concern_text(user: User, concern: Concern) -> bool:
-    """The description of a concern (要配慮): its reporter, coordinators, supervisors, and the
-    corporation working with the household; a commissioner sees only their own flags' text."""
-    if concern.reported_by_id == user.pk or user.role in READERS:
-        return True
-    return user.role == Role.OUTREACH_WORKER
+    """The description of a concern (要配慮) goes with the full view only."""
+    return concern_view(user, concern) == ConcernView.FULL
+
+
+def may_raise_concern(user: User) -> bool:
+    """気づき are raised by those who work with people: not the read-only supervisor, not the
+    administrator (who sees no people data)."""
+    return user.role in (Role.COORDINATOR, Role.OUTREACH_WORKER, Role.COMMISSIONER)
+
+
+def require_concern_raiser(user: User) -> None:
+    if not may_raise_concern(user):
+        raise Forbidden("Supervisors and administrators do not raise concerns.")
+
+
+def may_check_in(user: User, watch: WatchArrangement) -> bool:
+    """見守り check-ins: coordinators and the 民生委員 of the household's 自治会 (the watch must
+    already be visible to the user)."""
+    return user.role in (Role.COORDINATOR, Role.COMMISSIONER)
 
 
 def visible_cases(user: User) -> QuerySet[OutreachCase]:

@@ -25,9 +25,11 @@ from outreach.schemas import (
     CasePatch,
     CheckInIn,
     CloseIn,
-    ConcernDetailOut,
+    ConcernDetailAnyOut,
+    ConcernDetailFullOut,
+    ConcernFullOut,
     ConcernIn,
-    ConcernOut,
+    ConcernListItemOut,
     ConsentIn,
     ContactIn,
     ContactOut,
@@ -35,8 +37,8 @@ from outreach.schemas import (
     MeetingDetailOut,
     MeetingIn,
     MeetingOut,
-    PlanIn,
-    PlanOut,
+    SupportPlanIn,
+    SupportPlanOut,
     TransitionIn,
     WatchOut,
 )
@@ -99,7 +101,7 @@ def list_watches(request: HttpRequest, overdue: bool | None = None, household: U
 @router.post("/watches/{watch_id}/check-ins", response={201: WatchOut}, summary="A 見守り check-in")
 def watch_check_in(request: HttpRequest, watch_id: int, payload: CheckInIn):
     watch = get_object_or_404(access.visible_watches(request.auth), pk=watch_id)
-    if request.auth.role not in (Role.COORDINATOR, Role.COMMISSIONER):
+    if not access.may_check_in(request.auth, watch):
         raise Forbidden("Coordinators and 民生委員 record 見守り check-ins.")
     services.check_in(watch=watch, checked_on=payload.checked_on, ok=payload.ok, note=payload.note, by=request.auth)
     watch.refresh_from_db()
@@ -117,8 +119,9 @@ class ConcernFilter(Schema):
     unmatched: bool = False
 
 
-@router.post("/concerns", response={201: ConcernOut}, summary="Raise a concern (気づき)")
+@router.post("/concerns", response={201: ConcernFullOut}, summary="Raise a concern (気づき)")
 def raise_concern(request: HttpRequest, payload: ConcernIn):
+    access.require_concern_raiser(request.auth)
     concern = services.raise_concern(
         user=request.auth, concern_id=payload.id, pin=payload.pin.to_geos() if payload.pin else None,
         **payload.model_dump(exclude={"id", "pin"}),
@@ -126,10 +129,13 @@ def raise_concern(request: HttpRequest, payload: ConcernIn):
     return Status(201, concern)
 
 
-@router.get("/concerns", response=list[ConcernOut], summary="Concerns I may see (no text in lists)")
+@router.get(
+    "/concerns", response=list[ConcernListItemOut],
+    summary="Concerns I may see (no text in lists; only the status of others' concerns for 民生委員)",
+)
 @paginate(Paginated)
 def list_concerns(request: HttpRequest, filters: Query[ConcernFilter]):
-    concerns = access.visible_concerns(request.auth)
+    concerns = access.with_concern_views(request.auth, access.visible_concerns(request.auth))
     if filters.status:
         concerns = concerns.filter(status=filters.status)
     if filters.neighborhood:
@@ -144,20 +150,22 @@ def list_concerns(request: HttpRequest, filters: Query[ConcernFilter]):
 
 
 def _concern_detail(request: HttpRequest, concern: Concern) -> Concern:
-    """The text goes only to those who may read it, and that read is audited."""
-    if access.may_read_concern_text(request.auth, concern):
+    """The field set is the access module's (concern_view); a read of the content is audited."""
+    concern.view = access.concern_view(request.auth, concern)
+    if concern.view == access.ConcernView.FULL:
         record_read(request, concern, basis=access.concern_basis(request.auth))
-    else:
-        concern.description = None
     return concern
 
 
-@router.get("/concerns/{concern_id}", response=ConcernDetailOut, summary="A concern with its history (audited)")
+@router.get(
+    "/concerns/{concern_id}", response=ConcernDetailAnyOut,
+    summary="A concern with its history (audited); only its status for a 民生委員 who did not raise it",
+)
 def get_concern(request: HttpRequest, concern_id: UUID):
     return _concern_detail(request, get_object_or_404(access.visible_concerns(request.auth), pk=concern_id))
 
 
-@router.post("/concerns/{concern_id}/transitions", response=ConcernDetailOut, summary="Triage / watch / refer / close")
+@router.post("/concerns/{concern_id}/transitions", response=ConcernDetailFullOut, summary="Triage / watch / refer / close")
 def transition_concern(request: HttpRequest, concern_id: UUID, payload: TransitionIn):
     access.require_coordinator(request.auth)
     concern = get_object_or_404(access.visible_concerns(request.auth), pk=concern_id)
@@ -167,7 +175,7 @@ def transition_concern(request: HttpRequest, concern_id: UUID, payload: Transiti
     return _concern_detail(request, concern)
 
 
-@router.post("/concerns/{concern_id}/match", response=ConcernDetailOut, summary="Match a pinned concern to its household")
+@router.post("/concerns/{concern_id}/match", response=ConcernDetailFullOut, summary="Match a pinned concern to its household")
 def match_concern(request: HttpRequest, concern_id: UUID, payload: MatchIn):
     access.require_coordinator(request.auth)
     concern = get_object_or_404(access.visible_concerns(request.auth), pk=concern_id)
@@ -261,8 +269,8 @@ def hold_meeting(request: HttpRequest, case_id: UUID, payload: CaseMeetingIn):
     return Status(201, meeting)
 
 
-@router.post("/cases/{case_id}/plans", response={201: PlanOut}, summary="A support plan with each agency's role")
-def add_plan(request: HttpRequest, case_id: UUID, payload: PlanIn):
+@router.post("/cases/{case_id}/plans", response={201: SupportPlanOut}, summary="A support plan with each agency's role")
+def add_plan(request: HttpRequest, case_id: UUID, payload: SupportPlanIn):
     access.require_coordinator(request.auth)
     return Status(201, services.add_plan(case=_case(request, case_id), by=request.auth, **payload.model_dump()))
 
@@ -276,12 +284,12 @@ def close_case(request: HttpRequest, case_id: UUID, payload: CloseIn):
 # --- overdue ------------------------------------------------------------------------------------------
 
 
-class OverdueOut(Schema):
+class OverdueCasesAndWatchesOut(Schema):
     cases: list[CaseOut]
     watches: list[WatchOut]
 
 
-@router.get("/me/overdue", response=OverdueOut, summary="My overdue cases (workers) and 見守り (民生委員)")
+@router.get("/me/overdue", response=OverdueCasesAndWatchesOut, summary="My overdue cases (workers) and 見守り (民生委員)")
 def my_overdue(request: HttpRequest):
     cases = access.visible_cases(request.auth).filter(overdue=True, lead_worker=request.auth)
     watches = access.visible_watches(request.auth).filter(overdue=True, ended_on__isnull=True)
@@ -290,7 +298,7 @@ def my_overdue(request: HttpRequest):
     return {"cases": list(cases.order_by("next_contact_due")), "watches": list(watches.order_by("next_due"))}
 
 
-@router.get("/overdue", response=OverdueOut, summary="All overdue cases and 見守り (coordinators, supervisors)")
+@router.get("/overdue", response=OverdueCasesAndWatchesOut, summary="All overdue cases and 見守り (coordinators, supervisors)")
 def all_overdue(request: HttpRequest):
     if request.auth.role not in access.READERS:
         raise Forbidden("Coordinators and supervisors see the municipality's overdue list.")

@@ -2,6 +2,7 @@
 支え愛連絡会 meetings and 見守り, concerns (気づき) and continuous outreach cases (継続的支援)."""
 
 import uuid
+from typing import TypeAlias
 
 import pghistory
 from django.conf import settings
@@ -97,30 +98,37 @@ class Counter(models.TextChoices):
     OTHER = "other", "その他"
 
 
+class ConcernSource(models.TextChoices):
+    MEETING = "meeting", "支え愛連絡会"
+    COMMISSIONER = "commissioner", "民生委員"
+    VISIT = "visit", "訪問"
+    COUNTER = "counter", "他の窓口"
+    OTHER = "other", "その他"
+
+
+class ConcernUrgency(models.TextChoices):
+    LOW = "low", "低"
+    NORMAL = "normal", "通常"
+    HIGH = "high", "高"
+    URGENT = "urgent", "緊急"
+
+
+class ConcernStatus(models.TextChoices):
+    NEW = "new", "新規"
+    TRIAGED = "triaged", "確認済"
+    WATCHING = "watching", "見守り"
+    REFERRED = "referred", "つなぎ済"
+    CASE_OPENED = "case_opened", "継続支援"
+    CLOSED = "closed", "終了"
+
+
 @pghistory.track(exclude=["change_seq"], model_name="ConcernHistory")
 class Concern(models.Model):
     """気づき: something someone noticed about a household or person, followed until connected."""
 
-    class Source(models.TextChoices):
-        MEETING = "meeting", "支え愛連絡会"
-        COMMISSIONER = "commissioner", "民生委員"
-        VISIT = "visit", "訪問"
-        COUNTER = "counter", "他の窓口"
-        OTHER = "other", "その他"
-
-    class Urgency(models.TextChoices):
-        LOW = "low", "低"
-        NORMAL = "normal", "通常"
-        HIGH = "high", "高"
-        URGENT = "urgent", "緊急"
-
-    class Status(models.TextChoices):
-        NEW = "new", "新規"
-        TRIAGED = "triaged", "確認済"
-        WATCHING = "watching", "見守り"
-        REFERRED = "referred", "つなぎ済"
-        CASE_OPENED = "case_opened", "継続支援"
-        CLOSED = "closed", "終了"
+    Source: TypeAlias = ConcernSource
+    Urgency: TypeAlias = ConcernUrgency
+    Status: TypeAlias = ConcernStatus
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, help_text="May be made by the device")
     municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
@@ -192,31 +200,40 @@ class ConcernTransition(models.Model):
         return f"{self.from_status or '∅'} → {self.to_status}"
 
 
+class CaseStage(models.TextChoices):
+    NO_CONTACT = "no_contact", "未接触"
+    CONTACT = "contact", "接触できた"
+    CONVERSATION = "conversation", "会話できる"
+    TRUST = "trust", "信頼関係"
+    ENGAGED = "engaged", "支援につながった"
+
+
+class CaseConsent(models.TextChoices):
+    NONE = "none", "同意なし"
+    CONSENTED = "consented", "重層的支援会議での共有に同意"
+
+
+class CaseStatus(models.TextChoices):
+    OPEN = "open", "支援中"
+    CLOSED = "closed", "終結"
+
+
+class CaseClosureReason(models.TextChoices):
+    RESOLVED = "resolved", "主訴解消"
+    HANDED_OVER = "handed_over", "既存窓口へ"
+    MOVED = "moved", "転居"
+    DIED = "died", "死亡"
+    OTHER = "other", "その他"
+
+
 @pghistory.track(exclude=["change_seq", "overdue"], model_name="OutreachCaseHistory")
 class OutreachCase(models.Model):
     """継続的支援: long-running outreach to someone who won't come to a counter."""
 
-    class Stage(models.TextChoices):
-        NO_CONTACT = "no_contact", "未接触"
-        CONTACT = "contact", "接触できた"
-        CONVERSATION = "conversation", "会話できる"
-        TRUST = "trust", "信頼関係"
-        ENGAGED = "engaged", "支援につながった"
-
-    class Consent(models.TextChoices):
-        NONE = "none", "同意なし"
-        CONSENTED = "consented", "重層的支援会議での共有に同意"
-
-    class Status(models.TextChoices):
-        OPEN = "open", "支援中"
-        CLOSED = "closed", "終結"
-
-    class ClosureReason(models.TextChoices):
-        RESOLVED = "resolved", "主訴解消"
-        HANDED_OVER = "handed_over", "既存窓口へ"
-        MOVED = "moved", "転居"
-        DIED = "died", "死亡"
-        OTHER = "other", "その他"
+    Stage: TypeAlias = CaseStage
+    Consent: TypeAlias = CaseConsent
+    Status: TypeAlias = CaseStatus
+    ClosureReason: TypeAlias = CaseClosureReason
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4)
     municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
@@ -269,15 +286,18 @@ class OutreachCase(models.Model):
         return self.title
 
 
+class CaseContactKind(models.TextChoices):
+    VISIT = "visit", "訪問"
+    CALL = "call", "電話"
+    LETTER = "letter", "手紙"
+    NO_ANSWER = "no_answer", "応答なし"
+    MEETING = "meeting", "面談"
+
+
 class CaseContact(models.Model):
     """One contact attempt in a case: a visit, a call, a letter, or no answer."""
 
-    class Kind(models.TextChoices):
-        VISIT = "visit", "訪問"
-        CALL = "call", "電話"
-        LETTER = "letter", "手紙"
-        NO_ANSWER = "no_answer", "応答なし"
-        MEETING = "meeting", "面談"
+    Kind: TypeAlias = CaseContactKind
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, help_text="May be made by the device")
     case = models.ForeignKey(OutreachCase, on_delete=models.CASCADE, related_name="contacts")
@@ -295,13 +315,16 @@ class CaseContact(models.Model):
         return f"{self.case_id} {self.contacted_on} {self.kind}"
 
 
+class CaseMeetingKind(models.TextChoices):
+    SUPPORT = "support", "支援会議"
+    MULTI_AGENCY = "multi_agency", "重層的支援会議"
+
+
 class CaseMeeting(models.Model):
     """支援会議 (art. 106-6: shared without consent, members bound to confidentiality) or
     重層的支援会議 (only with the person's consent: approves and evaluates the plan)."""
 
-    class Kind(models.TextChoices):
-        SUPPORT = "support", "支援会議"
-        MULTI_AGENCY = "multi_agency", "重層的支援会議"
+    Kind: TypeAlias = CaseMeetingKind
 
     case = models.ForeignKey(OutreachCase, on_delete=models.CASCADE, related_name="meetings")
     kind = models.CharField(max_length=15, choices=Kind.choices)

@@ -1,49 +1,53 @@
 import datetime as dt
-from typing import Literal
+import enum
+from typing import Annotated, Literal
 from uuid import UUID
 
 from ninja import Field, Schema
-from pydantic import ConfigDict
+from pydantic import RootModel
 
 from api.geo import PointIn, PointOut, point_out
+from api.schemas import BodySchema, Id, Unchanged, Version
+from backend.dates import FactDate, StartDate
+from backend.text import Line, Note
+from backend.vocabulary import CONCERN_CATEGORIES
 from outreach.models import CaseContact, CaseMeeting, Concern, Counter, MeetingRole, OutreachCase
 
+# The vocabulary as an enum, so that the published schema lists the allowed values.
+ConcernCategory = enum.StrEnum("ConcernCategory", {key: key for key in CONCERN_CATEGORIES})  # type: ignore[misc]
 
-class AttendeeIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+
+class MeetingAttendeeIn(BodySchema):
     role: MeetingRole
-    name: str = Field("", max_length=100)
+    name: Line = Field("", max_length=100)
 
 
-class MeetingConcernIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+class MeetingConcernIn(BodySchema):
     household_id: UUID | None = None
     resident_id: UUID | None = None
     pin: PointIn | None = None
-    place_description: str = Field("", max_length=300)
-    categories: list[str] = Field(..., min_length=1)
+    place_description: Line = Field("", max_length=300)
+    categories: list[ConcernCategory] = Field(..., min_length=1, max_length=len(CONCERN_CATEGORIES))
     urgency: Concern.Urgency = Concern.Urgency.NORMAL
-    description: str = Field("", max_length=10_000)
+    description: Note = Field("", max_length=10_000)
 
 
-class WatchIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+class WatchIn(BodySchema):
     household_id: UUID
-    watcher_name: str = Field(..., min_length=1, max_length=100)
+    watcher_name: Line = Field(..., min_length=1, max_length=100)
     watcher_role: MeetingRole
     cadence_days: int = Field(..., ge=1, le=365)
-    started_on: dt.date | None = None
-    notes: str = Field("", max_length=2000)
+    started_on: StartDate | None = None
+    notes: Note = Field("", max_length=2000)
 
 
-class MeetingIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-    neighborhood_id: int
-    held_on: dt.date
-    attendees: list[AttendeeIn] = []
-    notes: str = Field("", max_length=20_000)
-    concerns: list[MeetingConcernIn] = []
-    watches: list[WatchIn] = []
+class MeetingIn(BodySchema):
+    neighborhood_id: Id
+    held_on: FactDate
+    attendees: list[MeetingAttendeeIn] = Field([], max_length=100)
+    notes: Note = Field("", max_length=20_000)
+    concerns: list[MeetingConcernIn] = Field([], max_length=200)
+    watches: list[WatchIn] = Field([], max_length=200)
 
 
 class MeetingOut(Schema):
@@ -72,27 +76,25 @@ class WatchOut(Schema):
     overdue: bool
 
 
-class CheckInIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-    checked_on: dt.date
+class CheckInIn(BodySchema):
+    checked_on: FactDate
     ok: bool = True
-    note: str = Field("", max_length=2000)
+    note: Note = Field("", max_length=2000)
 
 
-class ConcernIn(Schema):
+class ConcernIn(BodySchema):
     """A concern in a few fields (a 民生委員 on a phone): a household, or a pin and a description."""
 
-    model_config = ConfigDict(extra="forbid")
     id: UUID | None = Field(None, description="Made by the device when created offline")
     source: Concern.Source = Concern.Source.COMMISSIONER
-    source_detail: str = Field("", max_length=100)
+    source_detail: Line = Field("", max_length=100)
     household_id: UUID | None = None
     resident_id: UUID | None = None
     pin: PointIn | None = None
-    place_description: str = Field("", max_length=300)
-    categories: list[str] = Field(..., min_length=1)
+    place_description: Line = Field("", max_length=300)
+    categories: list[ConcernCategory] = Field(..., min_length=1, max_length=len(CONCERN_CATEGORIES))
     urgency: Concern.Urgency = Concern.Urgency.NORMAL
-    description: str = Field("", max_length=10_000)
+    description: Note = Field("", max_length=10_000)
 
 
 class ConcernOut(Schema):
@@ -134,37 +136,35 @@ class ConcernDetailOut(ConcernOut):
         return list(obj.transitions.all())
 
 
-class TransitionIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+class TransitionIn(BodySchema):
     to: Literal["triaged", "watching", "referred", "closed"]
-    reason: str = Field(..., min_length=1, max_length=2000)
+    reason: Note = Field(..., min_length=1, max_length=2000)
     referred_to: Counter | None = None
 
 
-class MatchIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+class MatchIn(BodySchema):
     household_id: UUID
 
 
-class CaseIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+class CaseIn(BodySchema):
     household_id: UUID
     resident_id: UUID | None = None
-    title: str = Field(..., min_length=1, max_length=200)
+    title: Line = Field(..., min_length=1, max_length=200)
     cadence_days: int = Field(14, ge=1, le=365)
-    lead_partner_id: int | None = None
-    lead_worker_id: int | None = None
-    notes: str = Field("", max_length=20_000)
+    lead_partner_id: Id | None = None
+    lead_worker_id: Id | None = None
+    notes: Note = Field("", max_length=20_000)
     concern_id: UUID | None = None
 
 
-class CasePatch(Schema):
-    model_config = ConfigDict(extra="forbid")
-    version: int = Field(..., ge=1)
-    title: str | None = Field(None, min_length=1, max_length=200)
-    cadence_days: int | None = Field(None, ge=1, le=365)
-    stage: OutreachCase.Stage | None = None
-    notes: str | None = Field(None, max_length=20_000)
+class CasePatch(BodySchema):
+    """Absent fields stay as they are; none may be null."""
+
+    version: Version
+    title: Line = Unchanged(min_length=1, max_length=200)
+    cadence_days: int = Unchanged(ge=1, le=365)
+    stage: OutreachCase.Stage = Unchanged()
+    notes: Note = Unchanged(max_length=20_000)
 
 
 class CaseOut(Schema):
@@ -188,13 +188,12 @@ class CaseOut(Schema):
     version: int
 
 
-class ContactIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+class ContactIn(BodySchema):
     id: UUID | None = None
     kind: CaseContact.Kind
-    contacted_on: dt.date
+    contacted_on: FactDate
     reached: bool = False
-    note: str = Field("", max_length=10_000)
+    note: Note = Field("", max_length=10_000)
 
 
 class ContactOut(Schema):
@@ -206,19 +205,17 @@ class ContactOut(Schema):
     by_id: int
 
 
-class ConsentIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-    consent_date: dt.date
-    scope: str = Field(..., min_length=1, max_length=300)
+class ConsentIn(BodySchema):
+    consent_date: FactDate
+    scope: Line = Field(..., min_length=1, max_length=300)
 
 
-class CaseMeetingIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+class CaseMeetingIn(BodySchema):
     kind: CaseMeeting.Kind
-    held_on: dt.date
-    members: list[dict] = []
-    notes: str = Field("", max_length=20_000)
-    missing_resources: str = Field("", max_length=5000)
+    held_on: FactDate
+    members: list[dict] = Field([], max_length=50, description='e.g. [{"agency": "地域包括支援センター"}]')
+    notes: Note = Field("", max_length=20_000)
+    missing_resources: Note = Field("", max_length=5000)
     confidentiality_acknowledged: bool = False
 
 
@@ -231,14 +228,13 @@ class CaseMeetingOut(Schema):
     missing_resources: str
 
 
-class PlanIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-    goals: str = Field(..., min_length=1, max_length=10_000)
-    roles: list[dict] = Field(..., min_length=1)
-    approved_meeting_id: int | None = None
+class SupportPlanIn(BodySchema):
+    goals: Note = Field(..., min_length=1, max_length=10_000)
+    roles: list[dict] = Field(..., min_length=1, max_length=50)
+    approved_meeting_id: Id | None = None
 
 
-class PlanOut(Schema):
+class SupportPlanOut(Schema):
     id: int
     goals: str
     roles: list[dict]
@@ -246,11 +242,10 @@ class PlanOut(Schema):
     created_at: dt.datetime
 
 
-class CloseIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+class CloseIn(BodySchema):
     reason: OutreachCase.ClosureReason
-    evaluation: str = Field(..., min_length=1, max_length=10_000)
-    closed_on: dt.date | None = None
+    evaluation: Note = Field(..., min_length=1, max_length=10_000)
+    closed_on: FactDate | None = Field(None, description="Default: today")
 
 
 class CaseDetailOut(CaseOut):
@@ -259,7 +254,7 @@ class CaseDetailOut(CaseOut):
     evaluation: str
     contacts: list[ContactOut]
     meetings: list[CaseMeetingOut]
-    plans: list[PlanOut]
+    plans: list[SupportPlanOut]
 
     @staticmethod
     def resolve_contacts(obj) -> list:
@@ -272,3 +267,32 @@ class CaseDetailOut(CaseOut):
     @staticmethod
     def resolve_plans(obj) -> list:
         return list(obj.plans.all())
+
+
+# --- what a role sees of a concern: outreach.access.concern_view decides, per concern -------------
+# Each output carries its view as a discriminator, so a list can mix the two and the published
+# schema says exactly which fields each kind of item has.
+
+
+class ConcernFullOut(ConcernOut):
+    view: Literal["full"] = Field("full", description="The whole concern (its reporter and those who work on it)")
+
+
+class ConcernDetailFullOut(ConcernDetailOut):
+    view: Literal["full"] = Field("full", description="The whole concern (its reporter and those who work on it)")
+
+
+class ConcernStatusOut(Schema):
+    """Status, not content: what a 民生委員 sees of a concern someone else raised in their 自治会."""
+
+    view: Literal["status"] = "status"
+    id: UUID
+    status: str
+    neighborhood_id: int | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ConcernListItemOut(RootModel[Annotated[ConcernFullOut | ConcernStatusOut, Field(discriminator="view")]]):
+    """One concern of a list, in the view its reader gets (a named type: the page schema is named after it)."""
+ConcernDetailAnyOut = Annotated[ConcernDetailFullOut | ConcernStatusOut, Field(discriminator="view")]

@@ -11,12 +11,13 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.roles import Role
-from backend.errors import Conflict, Forbidden, InvalidInput, NotFound
+from backend.errors import Conflict, InvalidInput, NotFound
 from backend.versioning import lock_at_version
 from backend.vocabulary import CONCERN_CATEGORIES
 from neighborhoods.access import visible_households
 from neighborhoods.models import Household, Neighborhood, Resident
 from neighborhoods.services import neighborhood_at
+from outreach import access
 from outreach.models import (
     CaseContact,
     CaseMeeting,
@@ -51,6 +52,20 @@ def _check_categories(categories: Iterable[str]) -> list[str]:
     return categories
 
 
+def _visit_record_for(user: User, visit_record_id, household: Household | None):
+    """The visit a concern was noticed at: visible to the user and of the concern's household; any
+    other answers the same as an unknown id."""
+    from visits.access import visible_visit_records
+
+    visit = None
+    if household is not None:
+        visit = visible_visit_records(user).filter(pk=visit_record_id, household=household).first()
+    if visit is None:
+        raise NotFound("No such visit of this household among those you may see.", code="visit_unknown",
+                       details=[{"loc": ["body", "visit_record_id"]}])
+    return visit
+
+
 def _household_for(user: User, household_id) -> Household:
     """A household the user may raise a concern about; another municipality's answers as unknown."""
     household = visible_households(user).filter(pk=household_id).first()
@@ -65,14 +80,15 @@ def _household_for(user: User, household_id) -> Household:
 def raise_concern(
     *, user: User, source: str, categories: Iterable[str], description: str = "", urgency: str = "normal",
     household_id=None, resident_id=None, pin: Point | None = None, place_description: str = "",
-    meeting: Meeting | None = None, visit_record=None, source_detail: str = "", concern_id=None,
+    meeting: Meeting | None = None, visit_record_id=None, source_detail: str = "", concern_id=None,
 ) -> Concern:
     """気づき: about a known household (and person), or a pin with a description when the household
-    is not known yet (matched later)."""
-    if user.role == Role.ADMIN:
-        raise Forbidden("Administrators do not raise concerns.")
+    is not known yet (matched later). A visit it came from must be one the user may see, of the
+    same household."""
+    access.require_concern_raiser(user)
     categories = _check_categories(categories)
     household = _household_for(user, household_id) if household_id else None
+    visit_record = _visit_record_for(user, visit_record_id, household) if visit_record_id else None
     if household is None and pin is None:
         raise InvalidInput("A concern needs a household or a pin.", details=[{"loc": ["body", "household_id"]}])
     resident = None

@@ -2,57 +2,55 @@
 push kinds `concern.create`, `case_contact.create`, `watch_check_in.create`; pull kinds `concern`
 (the concerns the user raised, with their status) and `case` (the cases a worker leads)."""
 
-import datetime as dt
 from uuid import UUID
 
 from django.contrib.gis.geos import Point
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from accounts.models import User
 from accounts.roles import Role
 from api.geo import point_out
+from api.schemas import PayloadModel
+from backend.dates import FactDate
 from backend.errors import TsunaguError
+from backend.text import Line, Note
 from outreach import access, services
 from outreach.models import CaseContact, Concern, OutreachCase
 from visits import sync
 
 
-class PinIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PinIn(PayloadModel):
     lon: float = Field(..., ge=-180, le=180)
     lat: float = Field(..., ge=-90, le=90)
 
 
-class ConcernCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ConcernCreate(PayloadModel):
     id: UUID
     source: Concern.Source = Concern.Source.COMMISSIONER
     household_id: UUID | None = None
     resident_id: UUID | None = None
     pin: PinIn | None = None
-    place_description: str = Field("", max_length=300)
-    categories: list[str] = Field(..., min_length=1)
+    place_description: Line = Field("", max_length=300)
+    categories: list[Line] = Field(..., min_length=1, max_length=20)
     urgency: Concern.Urgency = Concern.Urgency.NORMAL
-    description: str = Field("", max_length=10_000)
+    description: Note = Field("", max_length=10_000)
     visit_record_id: UUID | None = None
 
 
-class ContactCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ContactCreate(PayloadModel):
     id: UUID
     case_id: UUID
     kind: CaseContact.Kind
-    contacted_on: dt.date
+    contacted_on: FactDate
     reached: bool = False
-    note: str = Field("", max_length=10_000)
+    note: Note = Field("", max_length=10_000)
 
 
-class CheckInCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    watch_id: int
-    checked_on: dt.date
+class CheckInCreate(PayloadModel):
+    watch_id: int = Field(..., ge=1, le=2**63 - 1)
+    checked_on: FactDate
     ok: bool = True
-    note: str = Field("", max_length=2000)
+    note: Note = Field("", max_length=2000)
 
 
 def _domain(call):
@@ -64,16 +62,13 @@ def _domain(call):
 
 def apply_concern_create(*, user: User, device, op: dict, context) -> dict:
     data: ConcernCreate = sync._parse(ConcernCreate, op.get("data"))
-    visit_record = None
-    if data.visit_record_id:
-        from visits.models import VisitRecord
-
-        visit_record = VisitRecord.objects.filter(pk=data.visit_record_id, municipality_id=user.municipality_id).first()
+    if not access.may_raise_concern(user):
+        raise sync.Rejected("forbidden", "Supervisors and administrators do not raise concerns.")
     concern = _domain(lambda: services.raise_concern(
         user=user, concern_id=data.id, source=data.source, household_id=data.household_id, resident_id=data.resident_id,
         pin=Point(data.pin.lon, data.pin.lat, srid=4326) if data.pin else None,
         place_description=data.place_description, categories=data.categories, urgency=data.urgency,
-        description=data.description, visit_record=visit_record,
+        description=data.description, visit_record_id=data.visit_record_id,
     ))
     return {"status": "applied", "id": str(concern.pk), "version": concern.version}
 
@@ -93,7 +88,7 @@ def apply_contact_create(*, user: User, device, op: dict, context) -> dict:
 def apply_check_in_create(*, user: User, device, op: dict, context) -> dict:
     data: CheckInCreate = sync._parse(CheckInCreate, op.get("data"))
     watch = access.visible_watches(user).filter(pk=data.watch_id).first()
-    if watch is None or user.role not in (Role.COORDINATOR, Role.COMMISSIONER):
+    if watch is None or not access.may_check_in(user, watch):
         raise sync.Rejected("not_assigned", "This 見守り is not one you may record.")
     entry = _domain(lambda: services.check_in(watch=watch, checked_on=data.checked_on, ok=data.ok, note=data.note, by=user))
     return {"status": "applied", "id": str(entry.pk), "version": 1}

@@ -30,7 +30,8 @@ start() {
     echo $! >"$RUN/worker.pid"
   fi
   if ! alive web; then
-    nohup "$ROOT/.venv/bin/gunicorn" backend.wsgi:application --bind "127.0.0.1:$port" --workers 2 --preload \
+    # gunicorn's settings (limits, workers, JSON error answers) are in backend/gunicorn.conf.py.
+    nohup "$ROOT/.venv/bin/gunicorn" -c "$ROOT/backend/gunicorn.conf.py" --bind "127.0.0.1:$port" --preload \
       --access-logfile "$RUN/access.log" --error-logfile "$RUN/web.log" >>"$RUN/web.log" 2>&1 &
     echo $! >"$RUN/web.pid"
   fi

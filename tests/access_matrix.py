@@ -153,3 +153,222 @@ ENDPOINTS: list[Endpoint] = [
         COORDINATOR | {Role.OUTREACH_WORKER.value}, body=lambda t: {"outcome": "met"},
     ),
 ]
+
+
+# --- writes that name objects in their body --------------------------------------------------------
+# Each row: the body with the town's own objects (it works for `roles`), and variants that swap one
+# id for an object of the other town (`foreign(town, other)`): every variant must fail for every
+# allowed role (404 or 422, without saying whether the object exists) and change nothing anywhere.
+
+SUPERVISOR = Role.SUPERVISOR.value
+RAISERS = frozenset({Role.COORDINATOR.value, Role.OUTREACH_WORKER.value, Role.COMMISSIONER.value})
+
+
+@dataclass(frozen=True)
+class BodyRow:
+    name: str
+    method: str
+    path: Callable  # (town) -> path under /api/v1/
+    roles: frozenset
+    body: Callable  # (town) -> a body naming the town's own objects
+    foreign: dict  # variant name -> (town, other) -> a body naming one object of `other`
+    ok: int = 200
+
+
+def _today() -> str:
+    from django.utils import timezone
+
+    return str(timezone.localdate())
+
+
+def _uuid() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def _concern(t, household=None, resident=None) -> dict:
+    body = {"household_id": str((household or t.household).id), "categories": ["isolation"]}
+    if resident is not None:
+        body["resident_id"] = str(resident.id)
+    return body
+
+
+def _meeting(t, hood=None, concern_household=None, watch_household=None) -> dict:
+    return {
+        "neighborhood_id": (hood or t.neighborhood).id, "held_on": _today(),
+        "concerns": [{"household_id": str((concern_household or t.household).id), "categories": ["isolation"]}],
+        "watches": [{"household_id": str((watch_household or t.household).id), "watcher_name": "山根",
+                     "watcher_role": "commissioner", "cadence_days": 7}],
+    }
+
+
+def _case(t, **swap) -> dict:
+    body = {"household_id": str(t.household.id), "resident_id": str(t.resident.id), "title": "見守りから",
+            "lead_partner_id": t.partner.id, "lead_worker_id": t.users["outreach_worker"].id}
+    return {**body, **swap}
+
+
+def _other_case_meeting(o) -> int:
+    from outreach import services
+
+    case = o.with_outreach().case
+    meeting = services.hold_case_meeting(case=case, kind="support", held_on=case.opened_on, members=[], notes="",
+                                         by=o.users["coordinator"], confidentiality_acknowledged=True)
+    return meeting.id
+
+
+def _hearing(t, hood=None, household=None) -> dict:
+    return {"neighborhood_id": (hood or t.neighborhood).id, "held_on": _today(),
+            "priorities": [{"household_id": str((household or t.household).id)}]}
+
+
+def _allocation(t, hood=None, partner=None) -> dict:
+    return {"allocations": [{"neighborhood_id": (hood or t.neighborhood).id,
+                             "partner_organization_id": (partner or t.partner).id}]}
+
+
+def _centre(t) -> dict:
+    from tests import factories
+
+    lon, lat = factories.centre(t.neighborhood)
+    return {"type": "Point", "coordinates": [lon, lat]}
+
+
+def _unplanned_campaign(t):
+    """A campaign of the town with its 自治会 allocated and no schedule yet."""
+    from tests import factories
+
+    camp = factories.campaign(t.municipality)
+    factories.target(camp, t.neighborhood)
+    factories.allocate(t.neighborhood, t.partner, camp)
+    return camp
+
+
+BODY_ROWS: list[BodyRow] = [
+    BodyRow("raise concern", "POST", lambda t: "concerns", RAISERS, ok=201,
+            body=lambda t: _concern(t, resident=t.resident),
+            foreign={"household_id": lambda t, o: _concern(t, household=o.household),
+                     "resident_id": lambda t, o: _concern(t, resident=o.resident)}),
+    BodyRow("record meeting", "POST", lambda t: "meetings", COORDINATOR, ok=201, body=_meeting,
+            foreign={"neighborhood_id": lambda t, o: _meeting(t, hood=o.neighborhood),
+                     "concerns[].household_id": lambda t, o: _meeting(t, concern_household=o.household),
+                     "watches[].household_id": lambda t, o: _meeting(t, watch_household=o.household)}),
+    BodyRow("open case", "POST", lambda t: "cases", COORDINATOR, ok=201, body=_case,
+            foreign={"household_id": lambda t, o: _case(t, household_id=str(o.household.id), resident_id=None),
+                     "resident_id": lambda t, o: _case(t, resident_id=str(o.resident.id)),
+                     "lead_partner_id": lambda t, o: _case(t, lead_partner_id=o.partner.id, lead_worker_id=None),
+                     "lead_worker_id": lambda t, o: _case(t, lead_worker_id=o.users["outreach_worker"].id),
+                     "concern_id": lambda t, o: _case(t, concern_id=str(o.with_outreach().concern.id))}),
+    BodyRow("support plan", "POST", lambda t: f"cases/{t.with_outreach().case.id}/plans", COORDINATOR, ok=201,
+            body=lambda t: {"goals": "外出の機会", "roles": [{"agency": "社協"}]},
+            foreign={"approved_meeting_id": lambda t, o: {"goals": "外出の機会", "roles": [{"agency": "社協"}],
+                                                          "approved_meeting_id": _other_case_meeting(o)}}),
+    BodyRow("match concern to a household", "POST", lambda t: f"concerns/{t.with_outreach().concern.id}/match",
+            COORDINATOR, body=lambda t: {"household_id": str(t.household.id)},
+            foreign={"household_id": lambda t, o: {"household_id": str(o.household.id)}}),
+    BodyRow("reassign a visit to a worker", "POST", lambda t: f"scheduled-visits/{t.visit.id}/reassign", COORDINATOR,
+            body=lambda t: {"worker_id": t.users["outreach_worker"].id},
+            foreign={"worker_id": lambda t, o: {"worker_id": o.users["outreach_worker"].id}}),
+    BodyRow("reassign a 自治会", "POST",
+            lambda t: f"campaigns/{t.campaign.id}/neighborhoods/{t.neighborhood.id}/reassign", COORDINATOR,
+            body=lambda t: {"partner_organization_id": t.partner.id},
+            foreign={"partner_organization_id": lambda t, o: {"partner_organization_id": o.partner.id},
+                     "worker_id": lambda t, o: {"partner_organization_id": t.partner.id,
+                                                "worker_id": o.users["outreach_worker"].id}}),
+    BodyRow("campaign targets", "PUT", lambda t: f"campaigns/{t.campaign.id}/targets", COORDINATOR,
+            body=lambda t: {"neighborhood_ids": [t.neighborhood.id]},
+            foreign={"neighborhood_ids[]": lambda t, o: {"neighborhood_ids": [t.neighborhood.id, o.neighborhood.id]}}),
+    BodyRow("campaign allocations", "PUT", lambda t: f"campaigns/{t.campaign.id}/allocations", COORDINATOR,
+            body=_allocation,
+            foreign={"allocations[].neighborhood_id": lambda t, o: _allocation(t, hood=o.neighborhood),
+                     "allocations[].partner_organization_id": lambda t, o: _allocation(t, partner=o.partner)}),
+    BodyRow("record a hearing", "POST", lambda t: f"campaigns/{t.campaign.id}/hearings", COORDINATOR, ok=201,
+            body=_hearing,
+            foreign={"neighborhood_id": lambda t, o: _hearing(t, hood=o.neighborhood),
+                     "priorities[].household_id": lambda t, o: _hearing(t, household=o.household)}),
+    BodyRow("create a household", "POST", lambda t: "households", COORDINATOR, ok=201,
+            body=lambda t: {"external_id": f"X-{_uuid()[:8]}", "address": "新町1番地", "location": _centre(t)},
+            foreign={"location in the other town": lambda t, o: {"external_id": "X-far", "address": "遠町",
+                                                                 "location": _centre(o)}}),
+    BodyRow("create a campaign", "POST", lambda t: "campaigns", COORDINATOR, ok=201,
+            body=lambda t: {"fiscal_year": t.campaign.fiscal_year, "name": "追加調査",
+                            "start_date": str(t.campaign.start_date), "end_date": str(t.campaign.end_date)},
+            foreign={}),
+    BodyRow("register a sync device", "POST", lambda t: "sync/devices", ALL_ROLES - {SUPERVISOR}, ok=201,
+            body=lambda t: {"device_id": _uuid()}, foreign={}),
+    BodyRow("publish a survey form", "POST", lambda t: "sync/forms", COORDINATOR, ok=201,
+            body=lambda t: {"title": "訪問票", "definition": {"questions": [
+                {"id": "talked", "type": "boolean", "label": "話ができた"}]}},
+            foreign={}),
+]
+
+# Writes with an object in the path that are not in ENDPOINTS above, checked the same way.
+ENDPOINTS += [
+    Endpoint("worker availability", "PUT", lambda t: f"workers/{t.users['outreach_worker'].id}/availability",
+             COORDINATOR, body=lambda t: {"weekdays": [1, 2, 3]}),
+    Endpoint("plan a campaign", "POST", lambda t: f"campaigns/{_unplanned_campaign(t).id}/plan", COORDINATOR, ok=202),
+    Endpoint("re-plan a campaign", "POST", lambda t: f"campaigns/{t.campaign.id}/replan", COORDINATOR, ok=202),
+]
+
+# Write operations with no row above, and where they are covered instead.
+NOT_IN_MATRIX = {
+    ("POST", "/api/v1/auth/token"): "log in: no object; tests/accounts/test_tokens.py",
+    ("DELETE", "/api/v1/auth/token"): "log out this token: no object; tests/accounts/test_tokens.py",
+    ("POST", "/api/v1/sync/push"): "per push kind: SYNC_FOREIGN_OPS below; supervisors: tests/visits/test_sync_privacy.py",
+    ("POST", "/api/v1/sync/check"): "the caller's own device only (ids are per user): tests/visits/test_sync.py",
+    ("PUT", "/api/v1/sync/photos/{photo_id}"):
+        "raw bytes and ?visit_id=: tests/visits/test_photos_api.py (other municipality's visit is 422 "
+        "visit_unknown) and tests/visits/test_sync_privacy.py (who may attach)",
+}
+
+
+# --- sync push kinds naming another municipality's objects ----------------------------------------
+# kind -> variant -> (town, other) -> op (without op_id). Pushed by the coordinator (who may use every
+# kind): each must be rejected and change nothing.
+
+
+def _visit_op(t, **swap) -> dict:
+    data = {"id": _uuid(), "household_id": str(t.household.id), "outcome": "met",
+            "visited_at": "2026-11-20T10:00:00+09:00", **swap}
+    return {"kind": "visit.create", "data": data}
+
+
+def _foreign_record(o) -> str:
+    import uuid
+
+    from django.utils import timezone
+
+    from visits.models import VisitRecord
+
+    return str(VisitRecord.objects.create(
+        id=uuid.uuid4(), municipality=o.municipality, household=o.household, worker=o.users["outreach_worker"],
+        outcome="met", visited_at=timezone.now(),
+    ).id)
+
+
+SYNC_FOREIGN_OPS: dict[str, dict[str, Callable]] = {
+    "visit.create": {
+        "household_id": lambda t, o: _visit_op(t, household_id=str(o.household.id)),
+        "scheduled_visit_id": lambda t, o: _visit_op(t, scheduled_visit_id=str(o.visit.id)),
+        "supersedes": lambda t, o: _visit_op(t, supersedes=_foreign_record(o)),
+    },
+    "household.update": {
+        "id": lambda t, o: {"kind": "household.update", "base_version": o.household.version,
+                            "data": {"id": str(o.household.id), "status": "vacant"}},
+    },
+    "concern.create": {
+        "household_id": lambda t, o: {"kind": "concern.create", "data": {"id": _uuid(), **_concern(t, household=o.household)}},
+        "resident_id": lambda t, o: {"kind": "concern.create", "data": {"id": _uuid(), **_concern(t, resident=o.resident)}},
+        "visit_record_id": lambda t, o: {"kind": "concern.create",
+                                         "data": {"id": _uuid(), **_concern(t), "visit_record_id": _foreign_record(o)}},
+    },
+    "case_contact.create": {
+        "case_id": lambda t, o: {"kind": "case_contact.create", "data": {
+            "id": _uuid(), "case_id": str(o.with_outreach().case.id), "kind": "call", "contacted_on": _today()}},
+    },
+    "watch_check_in.create": {
+        "watch_id": lambda t, o: {"kind": "watch_check_in.create",
+                                  "data": {"watch_id": o.with_outreach().watch.id, "checked_on": _today()}},
+    },
+}

@@ -5,14 +5,19 @@ model; every endpoint goes through these functions.
 - supervisor: reads everything of the municipality (read-only);
 - outreach_worker: their corporation's schedule (and their own), campaigns' metadata;
 - commissioner, admin: campaigns' metadata and progress only (no household schedules).
+
+Writes from the field (sync push kinds, photos) are decided here too, so that the API and the sync
+ask the same functions; the read-only supervisor may do none of them.
 """
 
 from django.db.models import QuerySet
 
+from accounts.access import is_read_only
 from accounts.models import User
 from accounts.roles import Role
 from backend.errors import Forbidden
-from visits.models import Campaign, Hearing, PartnerOrganization, PlanningJob, ScheduledVisit
+from neighborhoods.access import visible_households
+from visits.models import Campaign, Hearing, PartnerOrganization, PlanningJob, ScheduledVisit, VisitRecord
 
 PLAN_READERS = (Role.COORDINATOR, Role.SUPERVISOR)
 
@@ -71,3 +76,54 @@ def visible_workers(user: User) -> QuerySet[User]:
     if user.role == Role.OUTREACH_WORKER:
         return workers.filter(partner_organization_id=user.partner_organization_id)
     return workers.none()
+
+
+# --- visit records, photos and the field sync -------------------------------------------------------
+
+FIELD_RECORDERS = (Role.COORDINATOR, Role.OUTREACH_WORKER)
+
+
+def visible_visit_records(user: User) -> QuerySet[VisitRecord]:
+    """Visit records of the households the user may see."""
+    return VisitRecord.objects.filter(
+        municipality_id=user.municipality_id, household__in=visible_households(user).values("pk")
+    )
+
+
+def may_attach_photo(user: User, visit_record: VisitRecord) -> bool:
+    """A photo belongs to the record of the visit it was taken at: the worker who recorded that visit
+    adds it (its tablet uploads after the record is synced), and coordinators, who run everything.
+    Colleagues of the same corporation do not: a visit they made is a record of their own."""
+    if user.role == Role.COORDINATOR:
+        return True
+    return user.role == Role.OUTREACH_WORKER and visit_record.worker_id == user.pk
+
+
+def may_record_visits(user: User) -> bool:
+    """visit.create (and corrections): outreach workers and coordinators."""
+    return user.role in FIELD_RECORDERS
+
+
+def may_edit_households_in_field(user: User) -> bool:
+    """household.update from a tablet: outreach workers and coordinators."""
+    return user.role in FIELD_RECORDERS
+
+
+def may_register_device(user: User) -> bool:
+    """A sync device is a write (a row tied to a token); the read-only supervisor registers none."""
+    return not is_read_only(user)
+
+
+def require_device_registrar(user: User) -> None:
+    if not may_register_device(user):
+        raise Forbidden("Supervisors have read-only access and do not sync devices.")
+
+
+def may_push(user: User) -> bool:
+    """Whether a push is considered at all; each kind then asks its own may_* function."""
+    return not is_read_only(user)
+
+
+def require_pusher(user: User) -> None:
+    if not may_push(user):
+        raise Forbidden("Supervisors have read-only access: nothing is pushed from their devices.")

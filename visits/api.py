@@ -31,10 +31,10 @@ from visits.schemas import (
     JobOut,
     OutcomeIn,
     PartnerOut,
-    PlanIn,
     ReassignNeighborhoodIn,
     ReassignVisitIn,
     ScheduledVisitOut,
+    SchedulePlanIn,
     TargetsIn,
     WorkerOut,
 )
@@ -204,7 +204,7 @@ def get_hearing(request: HttpRequest, hearing_id: int):
 # --- planning ------------------------------------------------------------------------------------
 
 
-def _request_plan(request: HttpRequest, campaign_id: int, kind: str, payload: PlanIn | None):
+def _request_plan(request: HttpRequest, campaign_id: int, kind: str, payload: SchedulePlanIn | None):
     access.require_coordinator(request.auth)
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
     job = services.request_planning(
@@ -215,12 +215,12 @@ def _request_plan(request: HttpRequest, campaign_id: int, kind: str, payload: Pl
 
 
 @router.post("/campaigns/{campaign_id}/plan", response={202: JobOut}, summary="Generate the schedule (a background job)")
-def generate_schedule(request: HttpRequest, campaign_id: int, payload: PlanIn | None = None):
+def generate_schedule(request: HttpRequest, campaign_id: int, payload: SchedulePlanIn | None = None):
     return _request_plan(request, campaign_id, PlanningJob.Kind.GENERATE, payload)
 
 
 @router.post("/campaigns/{campaign_id}/replan", response={202: JobOut}, summary="Re-plan, keeping done and handed-out visits")
-def replan_schedule(request: HttpRequest, campaign_id: int, payload: PlanIn | None = None):
+def replan_schedule(request: HttpRequest, campaign_id: int, payload: SchedulePlanIn | None = None):
     return _request_plan(request, campaign_id, PlanningJob.Kind.REPLAN, payload)
 
 

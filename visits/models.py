@@ -2,6 +2,7 @@
 hearings, allocation of 自治会 to corporations, and the visit schedule."""
 
 import uuid
+from typing import TypeAlias
 
 import pghistory
 import pgtrigger
@@ -82,13 +83,16 @@ class WorkerDayOff(models.Model):
         return f"{self.worker} {self.date}"
 
 
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", "準備中"
+    RUNNING = "running", "実施中"
+    CLOSED = "closed", "終了"
+
+
 class Campaign(models.Model):
     """A 世帯訪問調査 campaign: a fiscal year's visits to the households of an ordered list of 自治会."""
 
-    class Status(models.TextChoices):
-        DRAFT = "draft", "準備中"
-        RUNNING = "running", "実施中"
-        CLOSED = "closed", "終了"
+    Status: TypeAlias = CampaignStatus
 
     municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="campaigns")
     fiscal_year = models.PositiveSmallIntegerField(help_text="年度 (April–March), e.g. 2026 for 令和8年度")
@@ -181,18 +185,21 @@ class Hearing(models.Model):
         return f"{self.neighborhood} {self.held_on}"
 
 
+class CampaignHouseholdState(models.TextChoices):
+    PENDING = "pending", "未訪問"
+    SCHEDULED = "scheduled", "予定あり"
+    MET = "met", "面談"
+    REFUSED = "refused", "拒否"
+    MOVED = "moved", "転居"
+    VACANT = "vacant", "空き家"
+    LEAFLET_DUE = "leaflet_due", "チラシ投函予定"
+    LEAFLET_LEFT = "leaflet_left", "チラシ投函済"
+
+
 class CampaignHousehold(models.Model):
     """A household's state in a campaign: priority from a hearing, attempts so far, outcome."""
 
-    class State(models.TextChoices):
-        PENDING = "pending", "未訪問"
-        SCHEDULED = "scheduled", "予定あり"
-        MET = "met", "面談"
-        REFUSED = "refused", "拒否"
-        MOVED = "moved", "転居"
-        VACANT = "vacant", "空き家"
-        LEAFLET_DUE = "leaflet_due", "チラシ投函予定"
-        LEAFLET_LEFT = "leaflet_left", "チラシ投函済"
+    State: TypeAlias = CampaignHouseholdState
 
     FINAL_STATES = ("met", "refused", "moved", "vacant", "leaflet_left")
 
@@ -223,16 +230,19 @@ class CampaignHousehold(models.Model):
         return f"{self.campaign_id}:{self.household_id} {self.state}"
 
 
+class ScheduledVisitStatus(models.TextChoices):
+    PLANNED = "planned", "予定"
+    ISSUED = "issued", "配布済"  # handed to the worker's device: re-planning keeps it
+    DONE = "done", "実施"
+    ABSENT = "absent", "不在"
+    CANCELLED = "cancelled", "取消"
+
+
 @pghistory.track(exclude=["change_seq"], model_name="ScheduledVisitHistory")
 class ScheduledVisit(models.Model):
     """One planned visit: a household on a worker's day, with its place in the day's route."""
 
-    class Status(models.TextChoices):
-        PLANNED = "planned", "予定"
-        ISSUED = "issued", "配布済"  # handed to the worker's device: re-planning keeps it
-        DONE = "done", "実施"
-        ABSENT = "absent", "不在"
-        CANCELLED = "cancelled", "取消"
+    Status: TypeAlias = ScheduledVisitStatus
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
@@ -275,18 +285,23 @@ class ScheduledVisit(models.Model):
         return f"{self.date} {self.worker_id} #{self.route_order} {self.household_id}"
 
 
+class PlanningJobKind(models.TextChoices):
+    GENERATE = "generate", "生成"
+    REPLAN = "replan", "再計画"
+
+
+class PlanningJobStatus(models.TextChoices):
+    QUEUED = "queued", "待機"
+    RUNNING = "running", "実行中"
+    DONE = "done", "完了"
+    FAILED = "failed", "失敗"
+
+
 class PlanningJob(models.Model):
     """A schedule generation or re-planning run (django-q2), with progress for the API."""
 
-    class Kind(models.TextChoices):
-        GENERATE = "generate", "生成"
-        REPLAN = "replan", "再計画"
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "待機"
-        RUNNING = "running", "実行中"
-        DONE = "done", "完了"
-        FAILED = "failed", "失敗"
+    Kind: TypeAlias = PlanningJobKind
+    Status: TypeAlias = PlanningJobStatus
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
@@ -417,17 +432,20 @@ class PullPage(models.Model):
         indexes = [models.Index(fields=["device", "created_at"], name="pullpage_device")]
 
 
+class VisitOutcome(models.TextChoices):
+    MET = "met", "面談"
+    ABSENT = "absent", "不在"
+    REFUSED = "refused", "拒否"
+    MOVED = "moved", "転居"
+    VACANT = "vacant", "空き家"
+    LEAFLET_LEFT = "leaflet_left", "チラシ投函"
+
+
 class VisitRecord(models.Model):
     """What happened at the door: an append-only fact made on the device. A correction is a new
     record that supersedes an earlier one; the database refuses UPDATE and DELETE."""
 
-    class Outcome(models.TextChoices):
-        MET = "met", "面談"
-        ABSENT = "absent", "不在"
-        REFUSED = "refused", "拒否"
-        MOVED = "moved", "転居"
-        VACANT = "vacant", "空き家"
-        LEAFLET_LEFT = "leaflet_left", "チラシ投函"
+    Outcome: TypeAlias = VisitOutcome
 
     id = models.UUIDField(primary_key=True, help_text="Made by the device")
     municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
@@ -470,14 +488,17 @@ class VisitRecord(models.Model):
         return f"{self.visited_at:%Y-%m-%d} {self.household_id} {self.outcome}"
 
 
+class PhotoStatus(models.TextChoices):
+    RECEIVED = "received", "受信"
+    READY = "ready", "処理済"
+    FAILED = "failed", "失敗"
+
+
 class Photo(models.Model):
     """A photo taken at a visit, keyed by the device's UUID. The upload is checked by its bytes and
     kept out of reach until a job has rebuilt it without metadata; served only through the API."""
 
-    class Status(models.TextChoices):
-        RECEIVED = "received", "受信"
-        READY = "ready", "処理済"
-        FAILED = "failed", "失敗"
+    Status: TypeAlias = PhotoStatus
 
     id = models.UUIDField(primary_key=True, help_text="Made by the device")
     municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")

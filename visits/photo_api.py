@@ -71,10 +71,20 @@ def _photo_out(photo: Photo) -> dict:
     }
 
 
+def _body_stream(request: HttpRequest, declared: int | None):
+    """Where the body comes from. Django's WSGI request limits its stream to Content-Length and so
+    reads a chunked upload (no Content-Length) as empty; when the server has de-chunked the body and
+    ends the input at its end (``wsgi.input_terminated``, as gunicorn does), read that input instead."""
+    environ = getattr(request, "environ", None) or {}
+    if declared is None and environ.get("wsgi.input_terminated") and "wsgi.input" in environ:
+        return environ["wsgi.input"]
+    return request
+
+
 def read_limited_body(request: HttpRequest, limit: int) -> bytes:
     """The request body, read from the stream in chunks, refused with 413 as soon as it is known to
     be larger than ``limit``: from Content-Length before reading anything, else once more than
-    ``limit`` bytes have arrived (a missing or understated Content-Length, e.g. under ASGI)."""
+    ``limit`` bytes have arrived (a chunked upload, or an understated Content-Length under ASGI)."""
     declared = request.META.get("CONTENT_LENGTH")
     try:
         size = int(declared) if declared else None
@@ -82,9 +92,10 @@ def read_limited_body(request: HttpRequest, limit: int) -> bytes:
         size = None
     if size is not None and size > limit:
         raise photo_service.too_large(limit, size)
+    stream = _body_stream(request, size)
     body = bytearray()
     try:
-        while chunk := request.read(min(READ_CHUNK, limit + 1 - len(body))):
+        while chunk := stream.read(min(READ_CHUNK, limit + 1 - len(body))):
             body += chunk
             if len(body) > limit:
                 raise photo_service.too_large(limit)
@@ -107,6 +118,7 @@ def read_limited_body(request: HttpRequest, limit: int) -> bytes:
 )
 def upload_photo(request: HttpRequest, photo_id: UUID, visit_id: UUID):
     photo_service.require_uploader(request.auth)  # before reading megabytes for nothing
+    photo_service.attachable_visit(request.auth, visit_id)
     data = read_limited_body(request, photo_service.max_upload_bytes())
     photo, created = photo_service.receive_photo(user=request.auth, photo_id=photo_id, visit_id=visit_id, data=data)
     return Status(201 if created else 200, _photo_out(photo))

@@ -32,10 +32,11 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from PIL import Image
 
+from accounts.access import is_read_only
 from accounts.models import User
-from accounts.roles import Role
 from backend.errors import Conflict, Forbidden, InvalidInput
 from neighborhoods.access import residents_basis, visible_households
+from visits import access
 from visits.models import Photo, VisitRecord
 from visits.photos import (
     DEFAULT_MAX_BYTES,
@@ -121,9 +122,7 @@ def _discard(path: Path) -> None:
 
 def visible_visits(user: User) -> QuerySet[VisitRecord]:
     """Visit records of the user's municipality whose household the user may see."""
-    return VisitRecord.objects.filter(
-        municipality_id=user.municipality_id, household__in=visible_households(user).values("pk")
-    )
+    return access.visible_visit_records(user)
 
 
 def visible_photos(user: User) -> QuerySet[Photo]:
@@ -139,8 +138,22 @@ def read_basis(user: User) -> str:
 
 
 def require_uploader(user: User) -> None:
-    if user.role == Role.SUPERVISOR:
+    if is_read_only(user):
         raise Forbidden("Supervisors have read-only access and cannot upload photos.")
+
+
+def attachable_visit(user: User, visit_id: UUID) -> VisitRecord:
+    """The visit a photo is sent for. One the user may not see answers like one that does not exist
+    (422 ``visit_unknown``); one they see but did not record is 403 (see access.may_attach_photo)."""
+    visit = visible_visits(user).filter(pk=visit_id).only("pk", "municipality_id", "worker_id").first()
+    if visit is None:
+        raise InvalidInput(
+            "There is no visit with this id that you may add photos to.", code="visit_unknown",
+            details={"visit_id": str(visit_id)},
+        )
+    if not access.may_attach_photo(user, visit):
+        raise Forbidden("Only the worker who recorded this visit, or a coordinator, adds its photos.")
+    return visit
 
 
 # --------------------------------------------------------------------------------------------------
@@ -159,12 +172,7 @@ def receive_photo(*, user: User, photo_id: UUID, visit_id: UUID, data: bytes) ->
     limit = max_upload_bytes()
     if len(data) > limit:
         raise too_large(limit, len(data))
-    visit = visible_visits(user).filter(pk=visit_id).only("pk", "municipality_id").first()
-    if visit is None:
-        raise InvalidInput(
-            "There is no visit with this id that you may add photos to.", code="visit_unknown",
-            details={"visit_id": str(visit_id)},
-        )
+    visit = attachable_visit(user, visit_id)
     digest = sha256_hex(data)
 
     existing = _existing_photo(photo_id)

@@ -1,11 +1,15 @@
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from ninja import Field, Schema
-from pydantic import ConfigDict, model_validator
+from pydantic import ValidationInfo, field_validator
 
 from api.geo import PointOut, point_out
+from api.schemas import BodySchema, Id, Unchanged
+from api.timeofday import LocalTime
+from backend.dates import FactDate, PlanDate, campaign_date_problems
+from backend.text import Line, Note
 
 
 class PartnerOut(Schema):
@@ -27,62 +31,71 @@ class WorkerOut(Schema):
     display_name: str
     partner_organization_id: int | None
     weekdays: list[int]
-    start_time: dt.time | None
-    end_time: dt.time | None
+    start_time: LocalTime | None
+    end_time: LocalTime | None
     days_off: list[dt.date]
 
 
-class AvailabilityIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    weekdays: list[int] = Field(..., description="ISO weekdays, 1 = Monday … 5 = Friday (weekends are never scheduled)")
-    start_time: dt.time = dt.time(9, 0)
-    end_time: dt.time = dt.time(17, 0)
-
-    @model_validator(mode="after")
-    def _check(self):
-        if any(not 1 <= d <= 7 for d in self.weekdays):
-            raise ValueError("weekdays must be between 1 (Monday) and 7 (Sunday)")
-        if self.start_time >= self.end_time:
-            raise ValueError("start_time must be before end_time")
-        return self
+Weekday = Annotated[int, Field(ge=1, le=7)]
+TimeBand = Annotated[Line, Field(min_length=1, max_length=10)]
 
 
-class DaysOffIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+class AvailabilityIn(BodySchema):
+    weekdays: list[Weekday] = Field(
+        ..., max_length=7, description="ISO weekdays, 1 = Monday … 5 = Friday (weekends are never scheduled)"
+    )
+    start_time: LocalTime = dt.time(9, 0)
+    end_time: LocalTime = dt.time(17, 0)
 
-    dates: list[dt.date] = Field(..., min_length=1, max_length=366)
-    reason: str = Field("", max_length=100)
+    @field_validator("end_time")
+    @classmethod
+    def _after_start(cls, value: dt.time, info: ValidationInfo) -> dt.time:
+        start = info.data.get("start_time")
+        if start is not None and start >= value:
+            raise ValueError("end_time must be after start_time")
+        return value
 
 
-class CampaignIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+class DaysOffIn(BodySchema):
+    dates: list[PlanDate] = Field(..., min_length=1, max_length=366)
+    reason: Line = Field("", max_length=100)
 
-    fiscal_year: int = Field(..., ge=2000, le=2100)
-    name: str = Field(..., min_length=1, max_length=200)
-    start_date: dt.date
-    end_date: dt.date
+
+class CampaignIn(BodySchema):
+    fiscal_year: int = Field(..., ge=2000, le=2100, description="年度 (April–March); start_date and end_date lie in it")
+    name: Line = Field(..., min_length=1, max_length=200)
+    start_date: PlanDate
+    end_date: PlanDate
     visits_per_worker_day: int = Field(12, ge=1, le=100)
     max_attempts: int = Field(3, ge=1, le=10)
-    time_bands: list[str] = Field(["am", "pm"], max_length=6)
+    time_bands: list[TimeBand] = Field(["am", "pm"], min_length=1, max_length=6)
 
-    @model_validator(mode="after")
-    def _dates(self):
-        if self.end_date < self.start_date:
-            raise ValueError("end_date must not be before start_date")
-        return self
+    @field_validator("start_date", "end_date")
+    @classmethod
+    def _in_fiscal_year(cls, value: dt.date, info: ValidationInfo) -> dt.date:
+        fiscal_year, start = info.data.get("fiscal_year"), info.data.get("start_date")
+        if fiscal_year is None:
+            return value
+        if info.field_name == "start_date":
+            problems = campaign_date_problems(fiscal_year, value, value)
+        else:
+            problems = campaign_date_problems(fiscal_year, start or value, value)
+        mine = [msg for field, msg in problems if field == info.field_name]
+        if mine:
+            raise ValueError(mine[0])
+        return value
 
 
-class CampaignPatch(Schema):
-    model_config = ConfigDict(extra="forbid")
+class CampaignPatch(BodySchema):
+    """Absent fields stay as they are; none may be null. The dates must stay in the campaign's 年度."""
 
-    name: str | None = Field(None, min_length=1, max_length=200)
-    start_date: dt.date | None = None
-    end_date: dt.date | None = None
-    visits_per_worker_day: int | None = Field(None, ge=1, le=100)
-    max_attempts: int | None = Field(None, ge=1, le=10)
-    time_bands: list[str] | None = Field(None, max_length=6)
-    status: Literal["draft", "running", "closed"] | None = None
+    name: Line = Unchanged(min_length=1, max_length=200)
+    start_date: PlanDate = Unchanged()
+    end_date: PlanDate = Unchanged()
+    visits_per_worker_day: int = Unchanged(ge=1, le=100)
+    max_attempts: int = Unchanged(ge=1, le=10)
+    time_bands: list[TimeBand] = Unchanged(min_length=1, max_length=6)
+    status: Literal["draft", "running", "closed"] = Unchanged()
 
 
 class CampaignOut(Schema):
@@ -102,23 +115,17 @@ class CampaignOut(Schema):
         return [t.neighborhood_id for t in obj.targets.all()]
 
 
-class TargetsIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    neighborhood_ids: list[int] = Field(..., description="The campaign's 自治会 in visiting order")
+class TargetsIn(BodySchema):
+    neighborhood_ids: list[Id] = Field(..., max_length=5000, description="The campaign's 自治会 in visiting order")
 
 
-class AllocationItem(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    neighborhood_id: int
-    partner_organization_id: int
+class AllocationItem(BodySchema):
+    neighborhood_id: Id
+    partner_organization_id: Id
 
 
-class AllocationsIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    allocations: list[AllocationItem] = Field(..., min_length=1)
+class AllocationsIn(BodySchema):
+    allocations: list[AllocationItem] = Field(..., min_length=1, max_length=5000)
 
 
 class AllocationOut(Schema):
@@ -126,28 +133,22 @@ class AllocationOut(Schema):
     partner_organization_id: int
 
 
-class PriorityIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class PriorityIn(BodySchema):
     household_id: UUID
-    reason: str = Field("", max_length=300)
+    reason: Note = Field("", max_length=300)
 
 
-class AttendeeIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    role: str = Field(..., max_length=50, description="e.g. 自治会長, 民生委員")
-    name: str = Field("", max_length=100)
+class HearingAttendeeIn(BodySchema):
+    role: Line = Field(..., min_length=1, max_length=50, description="e.g. 自治会長, 民生委員")
+    name: Line = Field("", max_length=100)
 
 
-class HearingIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    neighborhood_id: int
-    held_on: dt.date
-    attendees: list[AttendeeIn] = []
-    notes: str = Field("", max_length=10_000)
-    priorities: list[PriorityIn] = []
+class HearingIn(BodySchema):
+    neighborhood_id: Id
+    held_on: FactDate
+    attendees: list[HearingAttendeeIn] = Field([], max_length=100)
+    notes: Note = Field("", max_length=10_000)
+    priorities: list[PriorityIn] = Field([], max_length=1000)
 
 
 class HearingOut(Schema):
@@ -163,10 +164,8 @@ class HearingDetailOut(HearingOut):
     priorities: list[dict]
 
 
-class PlanIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    from_date: dt.date | None = None
+class SchedulePlanIn(BodySchema):
+    from_date: PlanDate | None = Field(None, description="Re-plan from this day (default: tomorrow)")
 
 
 class JobOut(Schema):
@@ -209,20 +208,14 @@ class ScheduledVisitOut(Schema):
         return point_out(obj.household.location)
 
 
-class ReassignVisitIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    worker_id: int
+class ReassignVisitIn(BodySchema):
+    worker_id: Id
 
 
-class ReassignNeighborhoodIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    partner_organization_id: int
-    worker_id: int | None = None
+class ReassignNeighborhoodIn(BodySchema):
+    partner_organization_id: Id
+    worker_id: Id | None = None
 
 
-class OutcomeIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class OutcomeIn(BodySchema):
     outcome: Literal["met", "absent", "refused", "moved", "vacant", "leaflet_left"]

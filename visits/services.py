@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.roles import Role
+from backend.dates import campaign_date_problems
 from backend.errors import Conflict, InvalidInput, NotFound
 from backend.validation import full_clean_or_422
 from neighborhoods.models import Household, HouseholdStatus, Municipality, Neighborhood
@@ -58,6 +59,10 @@ def update_campaign(*, campaign: Campaign, changes: dict) -> Campaign:
     status = changes.pop("status", None)
     for name, value in changes.items():
         setattr(locked, name, value)
+    problems = campaign_date_problems(locked.fiscal_year, locked.start_date, locked.end_date)
+    if problems:
+        details = [{"loc": ["body", field], "msg": msg} for field, msg in problems]
+        raise InvalidInput("; ".join(f"{field}: {msg}" for field, msg in problems), details=details)
     full_clean_or_422(locked)
     if status and status != locked.status:
         _change_status(locked, status)
@@ -72,6 +77,14 @@ def _change_status(campaign: Campaign, status: str) -> None:
     if status == Campaign.Status.RUNNING:
         _check_no_running_overlap(campaign, campaign.targets.values_list("neighborhood_id", flat=True))
     if status == Campaign.Status.CLOSED:
+        # A schedule for a closed campaign is moot: a queued or running planning job is cancelled
+        # (it checks its status under the campaign's lock before writing, so it writes nothing).
+        PlanningJob.objects.filter(
+            campaign=campaign, status__in=[PlanningJob.Status.QUEUED, PlanningJob.Status.RUNNING]
+        ).update(
+            status=PlanningJob.Status.FAILED, finished_at=timezone.now(),
+            message="Cancelled: the campaign was closed before the schedule was written.",
+        )
         # What was still to do is not done: open visits are cancelled (devices purge them).
         ScheduledVisit.objects.filter(campaign=campaign, status=ScheduledVisit.Status.PLANNED).update(
             status=ScheduledVisit.Status.CANCELLED, version=F("version") + 1, updated_at=timezone.now()
@@ -358,8 +371,9 @@ def run_planning_job(job_id: str) -> dict:
 
 
 def _set_progress(job: PlanningJob, fraction: float, message: str = "") -> None:
-    # Outside the writing transaction, so the API sees it while the job runs.
-    PlanningJob.objects.filter(pk=job.pk).update(progress=max(0, min(99, int(fraction * 100))), message=message[:300])
+    # Outside the writing transaction, so the API sees it while the job runs; a cancelled job
+    # keeps the message that says why.
+    PlanningJob.objects.filter(pk=job.pk, status=PlanningJob.Status.RUNNING).update(progress=max(0, min(99, int(fraction * 100))), message=message[:300])
 
 
 def _plan(job: PlanningJob) -> dict:
@@ -436,9 +450,16 @@ def _office(partner: PartnerOrganization, stops: list[planning.Stop]) -> tuple[f
 
 
 def _write_plan(job, plans, partners, households, states, released: list, from_date: dt.date) -> dict:
-    campaign = job.campaign
+    # Locks in the order every campaign write takes them: the campaign row first (closing it
+    # locks it, then its visits; this job would otherwise lock visits, then wait on the campaign).
+    campaign = Campaign.objects.select_for_update().get(pk=job.campaign_id)
     locked = PlanningJob.objects.select_for_update().get(pk=job.pk)
     if locked.status != PlanningJob.Status.RUNNING:
+        return {"skipped": True}
+    if campaign.status == Campaign.Status.CLOSED:
+        locked.status, locked.finished_at = PlanningJob.Status.FAILED, timezone.now()
+        locked.message = "Cancelled: the campaign was closed before the schedule was written."
+        locked.save(update_fields=["status", "finished_at", "message"])
         return {"skipped": True}
     cancelled = _replannable(campaign, from_date).filter(household_id__in=released).update(
         status=ScheduledVisit.Status.CANCELLED, version=F("version") + 1, updated_at=timezone.now()

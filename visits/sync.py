@@ -19,22 +19,25 @@ import logging
 import math
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import pghistory
 from django.contrib.gis.geos import Point
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from accounts.models import User
 from accounts.roles import Role
 from api.geo import point_out
+from api.schemas import PayloadModel, Unchanged
+from backend.dates import FactDateTime
 from backend.errors import Conflict, InvalidInput, PayloadTooLarge
+from backend.text import Line, Note
 from backend.vocabulary import CONCERN_CATEGORIES
 from neighborhoods.access import visible_households
 from neighborhoods.models import Household, HouseholdStatus, LivingArrangement, RiskFlag
-from visits import forms, services
+from visits import access, forms, services
 from visits.models import (
     Campaign,
     Device,
@@ -72,22 +75,42 @@ class ConflictResult(Exception):
 # --- devices --------------------------------------------------------------------------------------
 
 
+# Device ids are made by the tablets and named by each user in their own space: the row's key is
+# derived from (user, device id), so registering an id that another user (of any municipality)
+# registered simply registers it for you, and neither learns that the other exists.
+_DEVICE_NAMESPACE = UUID("4c0f3b8e-6a1d-5d2e-9a57-2f1e0c7b9d31")
+
+
+def _device_key(user: User, device_id: UUID) -> UUID:
+    return uuid5(_DEVICE_NAMESPACE, f"{user.pk}:{device_id}")
+
+
+def _own_device(user: User, device_id: UUID, *, lock: bool = False) -> Device | None:
+    """The user's device with this id. Rows registered before ids were per user are keyed by the
+    bare id; they are found only for their own user."""
+    devices = Device.objects.select_for_update() if lock else Device.objects.all()
+    found = {d.pk: d for d in devices.filter(pk__in=[_device_key(user, device_id), device_id], user=user)}
+    return found.get(_device_key(user, device_id)) or found.get(device_id)
+
+
 @transaction.atomic
 def register_device(*, user: User, token, device_id: UUID, name: str, platform: str) -> Device:
-    device = Device.objects.select_for_update().filter(pk=device_id).first()
-    if device is not None and device.user_id != user.pk:
-        raise Conflict("This device id is registered to another user.", code="device_taken")
+    access.require_device_registrar(user)
+    device = _own_device(user, device_id, lock=True)
     if device is None:
-        return Device.objects.create(
-            id=device_id, municipality_id=user.municipality_id, user=user, token=token, name=name, platform=platform
+        device, _ = Device.objects.get_or_create(
+            id=_device_key(user, device_id), user=user,
+            defaults={"municipality_id": user.municipality_id, "token": token, "name": name,
+                      "platform": platform},
         )
+        return device
     device.token, device.name, device.platform = token, name or device.name, platform or device.platform
     device.save(update_fields=["token", "name", "platform"])
     return device
 
 
 def device_for(*, user: User, device_id: UUID) -> Device:
-    device = Device.objects.filter(pk=device_id, user=user).first()
+    device = _own_device(user, device_id)
     if device is None:
         raise InvalidInput(
             "This device is not registered for this user: POST /api/v1/sync/devices first.",
@@ -99,35 +122,26 @@ def device_for(*, user: User, device_id: UUID) -> Device:
 # --- push -----------------------------------------------------------------------------------------
 
 
-class LocationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LocationIn(PayloadModel):
     lon: float = Field(..., ge=-180, le=180)
     lat: float = Field(..., ge=-90, le=90)
     accuracy_m: float | None = Field(None, ge=0, le=100_000)
 
 
-class VisitCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class VisitCreate(PayloadModel):
     id: UUID
     household_id: UUID
     scheduled_visit_id: UUID | None = None
     outcome: VisitRecord.Outcome
-    visited_at: dt.datetime
-    form_key: str = "household-visit"
-    form_version: int | None = None
-    answers: dict = {}
-    notes: str = Field("", max_length=10_000)
-    met_person: str = Field("", max_length=200)
-    concerns: list[str] = []
+    visited_at: FactDateTime
+    form_key: Line = Field("household-visit", max_length=50)
+    form_version: int | None = Field(None, ge=1, le=2**31 - 1)
+    answers: dict = Field({}, max_length=500)
+    notes: Note = Field("", max_length=10_000)
+    met_person: Line = Field("", max_length=200)
+    concerns: list[str] = Field([], max_length=len(CONCERN_CATEGORIES))
     location: LocationIn | None = None
     supersedes: UUID | None = None
-
-    @field_validator("visited_at")
-    @classmethod
-    def _aware(cls, value: dt.datetime) -> dt.datetime:
-        if value.tzinfo is None:
-            raise ValueError("visited_at needs a time zone offset, e.g. 2026-11-22T10:15:00+09:00")
-        return value
 
     @field_validator("concerns")
     @classmethod
@@ -138,18 +152,21 @@ class VisitCreate(BaseModel):
         return value
 
 
-class HouseholdUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class HouseholdUpdate(PayloadModel):
+    """Absent fields stay as they are; null clears only the living arrangement and the location."""
+
     id: UUID
-    status: HouseholdStatus | None = None
-    living_arrangement: LivingArrangement | None = None
-    risk_flags: list[RiskFlag] | None = None
-    location: LocationIn | None = None
+    status: HouseholdStatus = Unchanged()
+    living_arrangement: LivingArrangement | None = Unchanged()
+    risk_flags: list[RiskFlag] = Unchanged(max_length=len(RiskFlag))
+    location: LocationIn | None = Unchanged()
 
 
 def canonical_hash(op: dict) -> str:
     body = {"kind": op.get("kind"), "data": op.get("data"), "base_version": op.get("base_version")}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+    # surrogatepass: a lone surrogate in a payload is rejected by the op's schema, not a 500 here.
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def push(*, user: User, device: Device, ops: list[dict]) -> list[dict]:
@@ -157,6 +174,7 @@ def push(*, user: User, device: Device, ops: list[dict]) -> list[dict]:
     each op in its own savepoint so one op's failure never undoes another's. If the database
     aborts the batch (a deadlock with a parallel batch in another order), the whole batch is
     tried again: nothing of the aborted attempt was kept."""
+    access.require_pusher(user)
     if len(ops) > MAX_OPS:
         raise PayloadTooLarge(f"At most {MAX_OPS} operations per push; this one has {len(ops)}.", code="too_many_ops")
     for attempt in range(3):
@@ -324,7 +342,7 @@ def _parse(model: type[BaseModel], data: Any) -> BaseModel:
 
 
 def apply_visit_create(*, user: User, device: Device, op: dict, context: BatchContext) -> dict:
-    if user.role not in (Role.OUTREACH_WORKER, Role.COORDINATOR):
+    if not access.may_record_visits(user):
         raise Rejected("forbidden", "Only outreach workers and coordinators record visits.")
     data: VisitCreate = _parse(VisitCreate, op.get("data"))
     household = context.household(data.household_id)
@@ -391,7 +409,7 @@ def household_data(h: Household) -> dict:
 
 
 def apply_household_update(*, user: User, device: Device, op: dict, context: BatchContext) -> dict:
-    if user.role not in (Role.OUTREACH_WORKER, Role.COORDINATOR):
+    if not access.may_edit_households_in_field(user):
         raise Rejected("forbidden", "Only outreach workers and coordinators edit households.")
     data: HouseholdUpdate = _parse(HouseholdUpdate, op.get("data"))
     base = op.get("base_version")
@@ -419,7 +437,10 @@ def apply_household_update(*, user: User, device: Device, op: dict, context: Bat
         })
     from neighborhoods.services import update_household
 
-    updated = update_household(household=locked, base_version=base, changes=changes)
+    try:
+        updated = update_household(household=locked, base_version=base, changes=changes)
+    except InvalidInput as exc:  # e.g. outside_municipality: this op alone is rejected
+        raise Rejected(exc.code, exc.message, exc.details) from exc
     return {"status": "applied", "id": str(updated.pk), "version": updated.version}
 
 

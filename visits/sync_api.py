@@ -5,39 +5,39 @@ from uuid import UUID
 
 from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
-from pydantic import ConfigDict
 
+from api.schemas import BodySchema
 from backend.errors import InvalidInput
+from backend.text import Line
 from visits import access, forms, sync
 from visits.models import SurveyForm
 
 router = Router(tags=["sync"])
 
 
-class DeviceIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+class DeviceIn(BodySchema):
     device_id: UUID
-    name: str = Field("", max_length=100)
-    platform: str = Field("", max_length=50)
+    name: Line = Field("", max_length=100)
+    platform: Line = Field("", max_length=50)
 
 
-class DeviceOut(Schema):
+class SyncDeviceOut(Schema):
     device_id: UUID
     name: str
     platform: str
     user_id: int
 
 
-class OpIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+class OpIn(BodySchema):
+    checked_later = frozenset({"data"})  # by the kind's own payload schema (visits.sync), per op
+
     op_id: UUID
-    kind: str = Field(..., max_length=40)
+    kind: Line = Field(..., max_length=40)
     data: dict[str, Any]
-    base_version: int | None = None
+    base_version: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
-class PushIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+class PushIn(BodySchema):
     device_id: UUID
     ops: list[OpIn] = Field(..., description=f"At most {sync.MAX_OPS} operations")
 
@@ -53,16 +53,14 @@ class PullOut(Schema):
     has_more: bool
 
 
-class CheckIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+class CheckIn(BodySchema):
     device_id: UUID
-    holdings: dict[str, str]
+    holdings: dict[str, str] = Field(..., max_length=20)
 
 
-class FormIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+class FormIn(BodySchema):
     key: str = Field("household-visit", max_length=50, pattern=r"^[a-z0-9-]+$")
-    title: str = Field(..., min_length=1, max_length=200)
+    title: Line = Field(..., min_length=1, max_length=200)
     definition: dict[str, Any]
 
 
@@ -75,17 +73,19 @@ class FormOut(Schema):
     published: bool
 
 
-@router.post("/devices", response={201: DeviceOut}, summary="Register this device for sync (tied to its token)")
+@router.post("/devices", response={201: SyncDeviceOut}, summary="Register this device for sync (tied to its token)")
 def register_device(request: HttpRequest, payload: DeviceIn):
+    access.require_device_registrar(request.auth)
     device = sync.register_device(
         user=request.auth, token=getattr(request, "device_token", None), device_id=payload.device_id,
         name=payload.name, platform=payload.platform,
     )
-    return Status(201, {"device_id": device.pk, "name": device.name, "platform": device.platform, "user_id": device.user_id})
+    return Status(201, {"device_id": payload.device_id, "name": device.name, "platform": device.platform, "user_id": device.user_id})
 
 
 @router.post("/push", response=PushOut, summary="Apply a batch of offline operations, each at most once")
 def push(request: HttpRequest, payload: PushIn):
+    access.require_pusher(request.auth)
     device = sync.device_for(user=request.auth, device_id=payload.device_id)
     ops = [{**op.model_dump(), "op_id": str(op.op_id)} for op in payload.ops]
     return {"results": sync.push(user=request.auth, device=device, ops=ops)}

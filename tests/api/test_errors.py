@@ -128,7 +128,7 @@ def test_openapi_and_docs_are_served(anon):
     r = anon.get("/api/v1/openapi.json")
     assert r.status_code == 200
     spec = r.json()
-    assert spec["info"]["title"] == "つなぐ API"
+    assert spec["info"]["title"] == "tsunagu API"
     assert "/api/v1/auth/token" in spec["paths"]
     docs = anon.get("/api/v1/docs")
     assert docs.status_code == 200

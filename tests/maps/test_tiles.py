@@ -186,8 +186,9 @@ def test_concerns_and_cases_are_for_coordinators(mapped):
     client = mapped.client("coordinator")
     concerns = {f.properties["id"] for f in features(client, "concerns", _bbox(mapped), 13)}
     assert concerns == {str(mapped.concern.id), str(mapped.pin_concern.id)}
-    cases = features(client, "cases", _bbox(mapped), 13)
-    assert [c.properties["id"] for c in cases] == [str(mapped.case.id)] and cases[0].properties["overdue"] is True
+    cases = features(client, "cases", _bbox(mapped), 13)  # a case on a tile edge is in both tiles
+    assert {c.properties["id"] for c in cases} == {str(mapped.case.id)}
+    assert all(c.properties["overdue"] is True for c in cases)
     z, x, y = tiles_covering(_bbox(mapped), 13)[0]
     for role in ("supervisor", "outreach_worker", "commissioner", "admin"):
         assert_error_body(fetch(mapped.client(role), "concerns", z, x, y), 403, "forbidden")

@@ -18,7 +18,7 @@ def two_hoods(town):
     second = factories.neighborhood(town.municipality, name="東園", geom=factories.square(lon + 0.01, lat))
     factories.household(town.municipality, at=(lon + 0.015, lat + 0.005), address="北栄町東園12", address_kana="ホクエイチョウヒガシソノ12")
     factories.household(town.municipality, at=(lon + 0.016, lat + 0.004), address="北栄町東園13")
-    outside = factories.household(town.municipality, at=(lon - 0.5, lat - 0.5), address="どこでもない1")
+    outside = factories.household(town.municipality, at=(lon - 0.005, lat - 0.005), address="どこでもない1")
     return first, second, outside
 
 

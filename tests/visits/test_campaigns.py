@@ -91,7 +91,7 @@ def test_priority_households_go_first_within_their_neighborhood(survey, town):
     first = survey["hoods"][0]
     last = Household.objects.filter(neighborhood=first, status="occupied").order_by("-external_id").first()
     r = survey["client"].post(f"campaigns/{survey['campaign'].id}/hearings", {
-        "neighborhood_id": first.id, "held_on": "2026-12-10",
+        "neighborhood_id": first.id, "held_on": "2026-11-10",  # a hearing has happened: not a future date
         "attendees": [{"role": "自治会長", "name": "山根"}, {"role": "民生委員", "name": "松本"}],
         "notes": "独居で最近姿を見ない", "priorities": [{"household_id": str(last.id), "reason": "独居・閉じこもり"}],
     })

@@ -267,9 +267,10 @@ def test_a_commissioner_pulls_their_neighborhood_and_no_schedules(town):
     assert {c["kind"] for c in page["changes"]} == {"household"}
 
 
-def test_a_device_id_of_another_user_is_409(town, tablet):
+def test_a_device_id_of_another_user_registers_for_you_alone(town, tablet):
+    """SYNC.md: registering an id that is not yours tells nothing (tests/visits/test_sync_privacy.py)."""
     r = town.client("coordinator").post("sync/devices", {"device_id": tablet["device_id"]})
-    assert_error_body(r, 409, "device_taken")
+    assert r.status_code == 201 and r.json()["user_id"] == town.users["coordinator"].id
 
 
 def test_forms_are_versioned_and_validated(town):

@@ -1,0 +1,180 @@
+"""The base of every input schema: request bodies (BodySchema) and the operations of the sync push
+(PayloadModel) follow one rule set, so a new schema cannot forget it.
+
+- unknown fields are refused (extra="forbid");
+- numbers and booleans arrive as JSON numbers and booleans: `true` is not 1 and "5" is not 5
+  (pydantic would coerce both); query parameters, which are strings, use their own schemas;
+- every string, nested dicts and lists included (answers, members, roles …), is checked by
+  backend.text: a top-level string field is a single line unless it is declared `Note`; strings
+  inside free-form dicts may hold line breaks (a multi-line answer).
+"""
+
+import types
+import typing
+from typing import Annotated, Any, ClassVar
+
+from ninja import Schema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
+
+from backend.text import check_note, text_problem
+
+# Ids of rows (bigint keys), and the largest whole number a body may carry anywhere else.
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+# Optimistic versions are PositiveIntegerFields.
+Version = Annotated[int, Field(ge=1, le=2**31 - 1, description="The version this edit is based on; a stale one is a 409.")]
+
+_STRICT_TYPES = (int, float, bool)
+
+
+def _drop_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def Unchanged(**kwargs: Any) -> Any:
+    """A PATCH field: absent leaves the value unchanged; null is refused unless the type allows it.
+    The published schema shows no default (an absent field is not the same as null)."""
+    return Field(None, json_schema_extra=_drop_default, validate_default=False, **kwargs)
+
+
+def _strip(annotation: Any) -> list[Any]:
+    """The alternatives of a type, without Annotated wrappers and None."""
+    if typing.get_origin(annotation) is Annotated:
+        return _strip(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [alt for arg in typing.get_args(annotation) for alt in _strip(arg)]
+    if annotation is type(None):
+        return []
+    return [annotation]
+
+
+def _scalar_kind(annotation: Any) -> type | None:
+    """int, float or bool when the field (or its list items) is one of those, else None."""
+    for alt in _strip(annotation):
+        if alt in _STRICT_TYPES:
+            return alt
+    return None
+
+
+def _item_kind(annotation: Any) -> type | None:
+    for alt in _strip(annotation):
+        if typing.get_origin(alt) in (list, tuple, set, frozenset):
+            args = typing.get_args(alt)
+            if args:
+                return _scalar_kind(args[0])
+    return None
+
+
+def _wrong_json_type(kind: type, value: Any) -> bool:
+    if kind is bool:
+        return not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, bool) or not isinstance(value, int)
+    return isinstance(value, bool) or not isinstance(value, int | float)
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false"}
+_JSON_NAMES = {bool: "boolean", str: "string", int: "number", float: "number", list: "array", dict: "object"}
+
+
+def _allows_newlines(field: FieldInfo) -> bool:
+    def marked(items: Any) -> bool:
+        return any(isinstance(m, AfterValidator) and m.func is check_note for m in items)
+
+    if marked(field.metadata):
+        return True
+    for alt in [field.annotation, *typing.get_args(field.annotation)]:
+        if typing.get_origin(alt) is Annotated and marked(typing.get_args(alt)[1:]):
+            return True
+    return False
+
+
+def _text_errors(value: Any, *, multiline: bool, path: str = "") -> list[str]:
+    if isinstance(value, str):
+        problem = text_problem(value, multiline=multiline)
+        return [f"{path}: {problem}" if path else problem] if problem else []
+    errors: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str):
+                problem = text_problem(key, multiline=False)
+                if problem:
+                    errors.append(f"{where} (the key): {problem}")
+            errors += _text_errors(item, multiline=True, path=where)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            errors += _text_errors(item, multiline=multiline, path=f"{path}[{i}]" if path else f"[{i}]")
+    return errors
+
+
+class _InputRules:
+    """The validators shared by BodySchema and PayloadModel (pydantic collects them from a
+    BaseModel base, so each base below declares them through these functions)."""
+
+    @staticmethod
+    def json_types(cls: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None or value is None:
+            return value
+        kind = _scalar_kind(field.annotation)
+        if kind is not None and not isinstance(value, list | dict) and _wrong_json_type(kind, value):
+            given = _JSON_NAMES.get(type(value), type(value).__name__)
+            raise ValueError(f"must be {_TYPE_NAMES[kind]}, not a JSON {given}")
+        item_kind = _item_kind(field.annotation)
+        if item_kind is not None and isinstance(value, list):
+            for i, item in enumerate(value):
+                if _wrong_json_type(item_kind, item):
+                    raise ValueError(f"item {i} must be {_TYPE_NAMES[item_kind]}")
+        return value
+
+    @staticmethod
+    def text(cls: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+        if info.field_name in getattr(cls, "checked_later", ()):
+            return value
+        if isinstance(value, BaseModel) or value is None:
+            return value  # nested schemas check their own fields
+        field = cls.model_fields.get(info.field_name or "")
+        multiline = field is not None and _allows_newlines(field)
+        if isinstance(value, list | tuple) and value and all(isinstance(v, BaseModel) for v in value):
+            return value
+        errors = _text_errors(value, multiline=multiline)
+        if errors:
+            raise ValueError("; ".join(errors[:5]))
+        return value
+
+
+class BodySchema(Schema):
+    """The base of every request body schema."""
+
+    model_config = ConfigDict(extra="forbid")
+    # Fields validated later by a schema of their own (the sync push's per-operation `data`), so
+    # that one bad operation is rejected alone instead of failing the whole batch.
+    checked_later: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_types(cls, value: Any, info: ValidationInfo) -> Any:
+        return _InputRules.json_types(cls, value, info)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text(cls, value: Any, info: ValidationInfo) -> Any:
+        return _InputRules.text(cls, value, info)
+
+
+class PayloadModel(BaseModel):
+    """The base of the sync push's operation payloads (plain pydantic, parsed per operation)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_types(cls, value: Any, info: ValidationInfo) -> Any:
+        return _InputRules.json_types(cls, value, info)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text(cls, value: Any, info: ValidationInfo) -> Any:
+        return _InputRules.text(cls, value, info)

@@ -1,0 +1,182 @@
+"""Every operation of the published OpenAPI document, fuzzed in-process (WSGI) by schemathesis with
+all of its checks: no 5xx, documented statuses, content types and headers, responses that match
+their schemas, invalid input refused and valid input accepted.
+
+Each operation runs as a coordinator and as an outreach worker, with path ids drawn half the time
+from a real town (so handlers get past their 404) and half the time at random. Runs are
+derandomized; TSUNAGU_FUZZ_EXAMPLES (examples per operation, mode and role) and TSUNAGU_FUZZ_SEED
+(a fixed seed instead of the derandomized one) let a developer explore further."""
+
+import json
+import os
+from typing import Any
+
+import hypothesis
+import pytest
+import schemathesis
+from django.core import signals
+from django.core.handlers.wsgi import WSGIHandler
+from django.db import close_old_connections, transaction
+from hypothesis import HealthCheck, Phase
+from hypothesis import strategies as st
+from ninja.renderers import JSONRenderer
+from schemathesis import GenerationMode
+from schemathesis.config import SchemathesisConfig
+
+from api.api import api
+from tests.conftest import Town, build_town
+
+EXAMPLES = int(os.environ.get("TSUNAGU_FUZZ_EXAMPLES", "12"))
+SEED = os.environ.get("TSUNAGU_FUZZ_SEED")
+ROLES = ["coordinator", "outreach_worker"]
+
+
+def _published() -> dict[str, Any]:
+    """The document exactly as /api/v1/openapi.json serves it (string status keys and all)."""
+    return json.loads(JSONRenderer().render(None, api.get_openapi_schema(), response_status=200))
+
+
+# Positive data may meet 401/403 (the role may not do it), 404 (a random id names nothing the caller
+# may see) and 409 (a valid body can still conflict with the state, e.g. a concern transition its
+# current status does not allow): schemathesis' defaults, kept explicit here.
+POSITIVE_OK = ["2xx", "304", "401", "403", "404", "409"]
+
+# Operations whose rules go beyond what JSON Schema can say, so that schema-valid input can rightly
+# be refused with 422. Everything else must accept whatever its schema admits.
+BEYOND_SCHEMA = {
+    # dates relative to today: planned dates within the fiscal window, facts no later than today
+    "POST /api/v1/campaigns": "planned dates within the fiscal-year window",
+    "PATCH /api/v1/campaigns/{campaign_id}": "planned dates within the fiscal-year window",
+    "POST /api/v1/workers/{worker_id}/days-off": "planned dates within the fiscal-year window",
+    "POST /api/v1/meetings": "a meeting that has happened",
+    "POST /api/v1/watches/{watch_id}/check-ins": "a check-in that has happened",
+    "POST /api/v1/cases/{case_id}/contacts": "a contact that has happened",
+    "POST /api/v1/cases/{case_id}/consent": "consent given on a past date",
+    "POST /api/v1/cases/{case_id}/meetings": "a meeting that has happened",
+    "POST /api/v1/cases/{case_id}/close": "closed on a past date",
+    # one field constrains another
+    "POST /api/v1/concerns": "a household, a resident or a pin",
+    "GET /api/v1/me/schedule": "date_to after date_from, at most 92 days",
+    "GET /api/v1/workers/{worker_id}/schedule": "date_to after date_from, at most 92 days",
+    "GET /api/v1/partners/{partner_id}/schedule": "date_to after date_from, at most 92 days",
+    # state the request cannot carry
+    "POST /api/v1/sync/check": "the device must have been registered",
+    "GET /api/v1/sync/pull": "the device must have been registered",
+    "POST /api/v1/sync/push": "the device must have been registered",
+    "POST /api/v1/sync/forms": "a survey definition's questions are checked by the form compiler",
+    # the schema can only say "bytes"; whether they decode as JPEG/PNG/WebP/HEIC is the server's call
+    "PUT /api/v1/sync/photos/{photo_id}": "the bytes must be an image",
+}
+
+CONFIG = SchemathesisConfig.from_dict(
+    {
+        "checks": {"positive_data_acceptance": {"expected-statuses": POSITIVE_OK}},
+        "operations": [
+            {
+                "include-method": label.split(" ")[0],
+                "include-path": label.split(" ")[1],
+                "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE_OK, "422"]}},
+            }
+            for label in BEYOND_SCHEMA
+        ],
+    }
+)
+SCHEMA = schemathesis.openapi.from_dict(_published(), config=CONFIG)
+SCHEMA.app = WSGIHandler()
+OPERATIONS = sorted(
+    (result.ok() for result in SCHEMA.get_all_operations()), key=lambda op: (op.path, op.method)
+)
+
+
+@pytest.fixture(scope="module")
+def fuzz_town(django_db_setup, django_db_blocker):
+    """One town for the module, inside a transaction that is rolled back at the end: the app runs
+    in-process on the same connection, so it sees the rows without a commit, and each test's own
+    `db` transaction (a savepoint in this one) undoes what its requests wrote. As in Django's test
+    client, the end of a request must not close that connection."""
+    for signal in (signals.request_started, signals.request_finished):
+        signal.disconnect(close_old_connections)
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            town = build_town("930003").with_outreach()
+            town.with_photo()
+            yield town
+        finally:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+            for signal in (signals.request_started, signals.request_finished):
+                signal.connect(close_old_connections)
+
+
+def _real_ids(town: Town) -> dict[str, Any]:
+    worker = town.users["outreach_worker"]
+    device_token = worker.device_tokens.first()
+    return {
+        "household_id": town.household.id,
+        "resident_id": town.resident.id,
+        "resource_id": town.resource.id,
+        "neighborhood_id": town.neighborhood.id,
+        "partner_id": town.partner.id,
+        "campaign_id": town.campaign.id,
+        "hearing_id": town.hearing.id,
+        "job_id": town.job.id,
+        "visit_id": town.visit.id,
+        "photo_id": town.photo.id,
+        "concern_id": town.concern.id,
+        "case_id": town.case.id,
+        "meeting_id": town.meeting.id,
+        "watch_id": town.watch.id,
+        "worker_id": worker.id,
+        "user_id": worker.id,
+        "token_id": device_token.pk if device_token else None,
+    }
+
+
+def _strategy(operation, town: Town) -> st.SearchStrategy:
+    names = [p.name for p in operation.path_parameters]
+    known = {k: str(v) for k, v in _real_ids(town).items() if k in names and v is not None}
+    strategies = []
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        strategies.append(operation.as_strategy(generation_mode=mode))
+        if known:
+            strategies.append(operation.as_strategy(generation_mode=mode, path_parameters=known))
+    return st.one_of(strategies)
+
+
+def _settings() -> hypothesis.settings:
+    return hypothesis.settings(
+        max_examples=EXAMPLES * 2,  # positive and negative
+        derandomize=SEED is None,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],  # the first violation, unshrunk: keeps the run short
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: f"{op.method.upper()} {op.path}")
+def test_operation(operation, role, fuzz_town, db):
+    token = fuzz_town.tokens[role]
+
+    @hypothesis.given(case=_strategy(operation, fuzz_town))
+    @_settings()
+    def run(case):
+        case.call_and_validate(headers={"Authorization": f"Bearer {token}"})
+
+    if SEED is not None:
+        run = hypothesis.seed(int(SEED))(run)
+    run()
+
+
+def test_every_published_operation_is_fuzzed():
+    published = _published()["paths"]
+    expected = {(method, path) for path, methods in published.items() for method in methods}
+    assert {(op.method.lower(), op.path) for op in OPERATIONS} == expected
+    assert len(expected) >= 80
+    labels = {f"{method.upper()} {path}" for method, path in expected}
+    assert set(BEYOND_SCHEMA) <= labels  # no exemption outlives its operation
