@@ -1,6 +1,9 @@
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
+from django.forms import ModelForm
 from django.http import HttpRequest
 
 from accounts import services
@@ -8,12 +11,19 @@ from accounts.models import DeviceToken, User
 from backend.admin_site import AuditedDetailMixin
 
 
+class OperatorRequest(HttpRequest):
+    """A request to the admin site, which lets in platform operators only (backend.admin_site):
+    `user` is never anonymous there."""
+
+    user: User
+
+
 @admin.register(User)
 class UserAdmin(AuditedDetailMixin, BaseUserAdmin):
     list_display = ["username", "display_name", "municipality", "role", "partner_organization", "is_active"]
     list_filter = ["municipality", "role", "is_active", "is_superuser"]
     fieldsets = (
-        *BaseUserAdmin.fieldsets,
+        *BaseUserAdmin.fieldsets,  # type: ignore[misc]  # a tuple in Django's UserAdmin; the stubs give ModelAdmin's Optional
         ("つなぐ", {"fields": ("municipality", "role", "display_name", "partner_organization", "neighborhoods")}),
     )
     # A municipal user is made with its municipality and role (platform operators are made with
@@ -24,8 +34,10 @@ class UserAdmin(AuditedDetailMixin, BaseUserAdmin):
     )
     filter_horizontal = ["neighborhoods", "groups", "user_permissions"]
 
-    def get_form(self, request: HttpRequest, obj: User | None = None, **kwargs):
-        form = super().get_form(request, obj, **kwargs)
+    def get_form(
+        self, request: HttpRequest, obj: User | None = None, change: bool = False, **kwargs: Any
+    ) -> type[ModelForm]:
+        form = super().get_form(request, obj, change=change, **kwargs)
         if obj is None:
             form.base_fields["municipality"].required = True
         return form
@@ -47,6 +59,6 @@ class DeviceTokenAdmin(admin.ModelAdmin):
         return False
 
     @admin.action(description="Revoke the selected tokens", permissions=["view"])
-    def revoke(self, request: HttpRequest, queryset: QuerySet[DeviceToken]) -> None:
+    def revoke(self, request: OperatorRequest, queryset: QuerySet[DeviceToken]) -> None:
         for token in queryset.filter(revoked_at__isnull=True):
             services.revoke_device_token(token=token, by=request.user)

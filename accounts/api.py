@@ -13,6 +13,7 @@ from accounts.access import manageable_users, require_user_manager, visible_user
 from accounts.models import User
 from accounts.roles import MUNICIPALITY_WIDE, Role
 from accounts.schemas import DeviceTokenOut, MeOut, TokenIn, TokenOut, UserOut
+from api.auth import AuthedRequest
 from api.pagination import Paginated
 from backend.errors import InvalidInput
 
@@ -42,7 +43,7 @@ def create_token(request: HttpRequest, payload: TokenIn):
 
 
 @router.delete("/auth/token", response={204: None}, summary="Log out this device (revoke its token)")
-def delete_token(request: HttpRequest):
+def delete_token(request: AuthedRequest):
     token = getattr(request, "device_token", None)
     if token is None:
         raise InvalidInput("This request was not made with a device token.", code="no_device_token")
@@ -59,7 +60,7 @@ def _scope(user: User) -> dict:
 
 
 @router.get("/me", response=MeOut, summary="Who am I: user, municipality, role and scope")
-def me(request: HttpRequest):
+def me(request: AuthedRequest):
     user = request.auth
     token = getattr(request, "device_token", None)
     return {
@@ -74,13 +75,13 @@ def me(request: HttpRequest):
 
 
 @router.get("/me/devices", response=list[DeviceTokenOut], summary="My devices")
-def my_devices(request: HttpRequest):
+def my_devices(request: AuthedRequest):
     return list(request.auth.device_tokens.all())
 
 
 @router.get("/users", response=list[UserOut], summary="Users of my municipality (whole-municipality roles)")
 @paginate(Paginated)
-def list_users(request: HttpRequest, role: Role | None = None):
+def list_users(request: AuthedRequest, role: Role | None = None):
     users = visible_users(request.auth).order_by("username")
     if role:
         users = users.filter(role=role)
@@ -88,19 +89,19 @@ def list_users(request: HttpRequest, role: Role | None = None):
 
 
 @router.get("/users/{user_id}", response=UserOut, summary="One user")
-def get_user(request: HttpRequest, user_id: int):
+def get_user(request: AuthedRequest, user_id: int):
     return get_object_or_404(visible_users(request.auth), pk=user_id)
 
 
 @router.get("/users/{user_id}/devices", response=list[DeviceTokenOut], summary="A user's devices (coordinators)")
-def list_user_devices(request: HttpRequest, user_id: int):
+def list_user_devices(request: AuthedRequest, user_id: int):
     require_user_manager(request.auth)
     user = get_object_or_404(manageable_users(request.auth), pk=user_id)
     return list(user.device_tokens.all())
 
 
 @router.delete("/users/{user_id}/devices/{token_id}", response={204: None}, summary="Revoke a user's device")
-def revoke_user_device(request: HttpRequest, user_id: int, token_id: UUID):
+def revoke_user_device(request: AuthedRequest, user_id: int, token_id: UUID):
     require_user_manager(request.auth)
     user = get_object_or_404(manageable_users(request.auth), pk=user_id)
     token = get_object_or_404(user.device_tokens, pk=token_id)

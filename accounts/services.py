@@ -87,7 +87,7 @@ def login_for_token(*, request: HttpRequest, username: str, password: str, devic
     if user is None:
         # django-axes has counted this failure (and may have locked the pair). This attempt is
         # answered 401 by us; the lockout applies from the next attempt (the check above).
-        request.axes_locked_out = False
+        request.axes_locked_out = False  # type: ignore[attr-defined]  # django-axes' own flag on the request
         raise NotAuthenticated("Wrong username or password, or the account is disabled.", code="invalid_credentials")
     if user.municipality_id is None:
         raise NotAuthenticated("This account does not belong to a municipality.", code="no_municipality")

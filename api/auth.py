@@ -1,13 +1,24 @@
 """How API callers prove who they are: a device token (tablets, phones) or the browser session
 (the supervisors' map page, with CSRF). Both give `request.auth` = the user."""
 
+from typing import cast
+
 import pghistory
 from django.http import HttpRequest
 from ninja.security import HttpBearer, SessionAuth
 
-from accounts.models import User
+from accounts.models import DeviceToken, User
 from accounts.services import resolve_token
 from backend.errors import NotAuthenticated
+
+
+class AuthedRequest(HttpRequest):
+    """The request an authenticated API handler receives (for the type checker only: ninja ignores
+    the annotation of `request`). ninja sets `auth` to what the authenticator returned; ours set
+    `device_token` (None for a browser session)."""
+
+    auth: User
+    device_token: DeviceToken | None
 
 
 class DeviceTokenAuth(HttpBearer):
@@ -15,7 +26,7 @@ class DeviceTokenAuth(HttpBearer):
 
     def authenticate(self, request: HttpRequest, token: str) -> User | None:
         device_token = resolve_token(token)
-        request.device_token = device_token
+        cast(AuthedRequest, request).device_token = device_token
         # Tracked writes of this request (pghistory) record who made them.
         pghistory.context(user=device_token.user_id, device_token=str(device_token.pk))
         return device_token.user
@@ -30,7 +41,7 @@ class MunicipalSessionAuth(SessionAuth):
             return None
         if not user.is_active or user.municipality_id is None:
             raise NotAuthenticated("This account cannot use the API.", code="no_municipality")
-        request.device_token = None
+        cast(AuthedRequest, request).device_token = None
         return user
 
 

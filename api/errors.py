@@ -81,7 +81,7 @@ def install(api: NinjaAPI) -> None:
         elif status == 400 and "parse" in message.lower():
             return error_response(400, "malformed_json", "The request body is not valid JSON.")
         response = error_response(status, CODES_BY_STATUS.get(status, "error"), message)
-        if isinstance(exc, Throttled) and getattr(exc, "wait", None):
+        if isinstance(exc, Throttled) and exc.wait:
             response["Retry-After"] = str(int(exc.wait))
         return response
 
@@ -148,7 +148,7 @@ def handler500(request: HttpRequest) -> HttpResponse:
     return server_error(request)
 
 
-def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
         return error_response(400, "bad_request", "The request cannot be processed.")
     from django.views.defaults import bad_request
@@ -156,7 +156,7 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Http
     return bad_request(request, exception)
 
 
-def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
         return error_response(403, "forbidden", "Forbidden.")
     from django.views.defaults import permission_denied

@@ -1,9 +1,9 @@
 from datetime import datetime
 
-from django.http import HttpRequest
 from ninja import Router
 from ninja.pagination import paginate
 
+from api.auth import AuthedRequest
 from api.pagination import Paginated
 from audit.access import visible_audit_events
 from audit.schemas import AuditEventOut
@@ -14,7 +14,7 @@ router = Router(tags=["audit"])
 @router.get("/events", response=list[AuditEventOut], summary="Who read which sensitive detail (監査ログ)")
 @paginate(Paginated)
 def list_events(
-    request: HttpRequest,
+    request: AuthedRequest,
     object_type: str | None = None,
     object_id: str | None = None,
     actor_id: int | None = None,

@@ -37,6 +37,8 @@ def record_access(
 
 def record_read(request: HttpRequest, obj: models.Model, *, basis: str, detail: dict | None = None) -> AuditEvent:
     """Audit that the request's user read `obj`'s sensitive detail, on the stated basis."""
+    from accounts.services import client_ip  # accounts records its own events through this module
+
     token = getattr(request, "device_token", None)
     return record_access(
         actor=request.auth if hasattr(request, "auth") and request.auth else request.user,
@@ -44,6 +46,6 @@ def record_read(request: HttpRequest, obj: models.Model, *, basis: str, detail: 
         object_id=obj.pk,
         basis=basis,
         device_token_id=token.pk if token else None,
-        ip=request.META.get("REMOTE_ADDR"),
+        ip=client_ip(request),
         detail=detail,
     )

@@ -116,3 +116,14 @@ StartDate = Annotated[
 BirthYear = Annotated[
     int, AfterValidator(check_birth_year), Field(description="From 1900 to this year."),
 ]
+
+
+def require_fact_date(value: dt.date, *, field: str) -> dt.date:
+    """The services' own guard (imports, jobs and the admin do not pass through the API's
+    schemas): a fact's date outside its window is a 422 naming the field."""
+    from backend.errors import InvalidInput
+
+    try:
+        return check_fact_date(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{field}: {exc}", details=[{"loc": ["body", field], "msg": str(exc)}]) from exc

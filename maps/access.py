@@ -21,6 +21,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from accounts.access import municipality_id_of
 from accounts.models import User
 from accounts.roles import Role
 from backend.errors import Forbidden
@@ -177,7 +178,7 @@ def require_overdue_reader(user: User) -> int:
     """The municipality whose overdue list the user may read."""
     if user.role not in OVERDUE_READERS:
         raise Forbidden("Only coordinators and supervisors read the overdue list.")
-    return user.municipality_id
+    return municipality_id_of(user)
 
 
 # Roles whose household scope is the whole municipality; for the others the scope also depends on

@@ -6,6 +6,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Field, Path, Query, Router, Schema
 
+from accounts.access import municipality_id_of
+from api.auth import AuthedRequest
 from api.geo import parse_bbox
 from api.pagination import MAX_OFFSET
 from maps import access, queries, services, tiles
@@ -67,7 +69,7 @@ class CoverageQuery(GroupFilters):
 
 
 @router.get("/coverage", response=CoverageOut, summary="Survey coverage per 自治会, area, district, corporation or campaign")
-def coverage(request: HttpRequest, q: Query[CoverageQuery]):
+def coverage(request: AuthedRequest, q: Query[CoverageQuery]):
     user = request.auth
     filters = q.checked(user)
     if q.group_by == "campaign" and q.campaign is None:
@@ -77,7 +79,7 @@ def coverage(request: HttpRequest, q: Query[CoverageQuery]):
         campaigns = [campaign] if campaign else []
     states = services.ensure_fresh(campaigns)
     page = queries.read_coverage(
-        municipality_id=user.municipality_id, campaign_ids=[c.pk for c in campaigns], group_by=q.group_by,
+        municipality_id=municipality_id_of(user), campaign_ids=[c.pk for c in campaigns], group_by=q.group_by,
         filters=filters, limit=q.limit, offset=q.offset,
     )
     return {
@@ -91,7 +93,7 @@ class WeeklyQuery(GroupFilters):
 
 
 @router.get("/coverage/weekly", response=WeeklyOut, summary="Finished households per ISO week, and cumulative coverage")
-def coverage_weekly(request: HttpRequest, q: Query[WeeklyQuery]):
+def coverage_weekly(request: AuthedRequest, q: Query[WeeklyQuery]):
     user = request.auth
     filters = q.checked(user)
     campaign = access.campaign_for(user, q.campaign)
@@ -115,7 +117,7 @@ class IsolationQuery(Schema):
 
 
 @router.get("/isolation", response=IsolationOut, summary="Households with isolation indicators and the nearest resource")
-def isolation(request: HttpRequest, q: Query[IsolationQuery]):
+def isolation(request: AuthedRequest, q: Query[IsolationQuery]):
     user = request.auth
     access.require_layer(user, "households")
     access.require_indicators(user, q.indicator)
@@ -134,7 +136,7 @@ class OverdueQuery(Schema):
 
 
 @router.get("/overdue", response=MapOverdueOut, summary="Open cases and 見守り past their due date (coordinators, supervisors)")
-def overdue(request: HttpRequest, q: Query[OverdueQuery]):
+def overdue(request: AuthedRequest, q: Query[OverdueQuery]):
     municipality_id = access.require_overdue_reader(request.auth)
     items, count = queries.read_overdue(
         municipality_id=municipality_id, kind=q.kind, limit=q.limit, offset=q.offset, today=timezone.localdate()
@@ -143,14 +145,14 @@ def overdue(request: HttpRequest, q: Query[OverdueQuery]):
 
 
 @router.get("/layers", response=MapConfigOut, summary="What the map page needs: layers for my role, campaigns, bounds")
-def layers(request: HttpRequest):
+def layers(request: AuthedRequest):
     user = request.auth
     campaigns = list(visible_campaigns(user).order_by("-start_date", "-pk"))
     current = access.current_campaign(visible_campaigns(user))
     withheld = list(access.withheld_indicators(user)) if access.may_see_households(user) else list(queries.INDICATORS)
     return {
         "role": user.role, "municipality": str(user.municipality),
-        "bounds": queries.municipality_bounds(user.municipality_id),
+        "bounds": queries.municipality_bounds(municipality_id_of(user)),
         "campaigns": [_campaign_ref(c) for c in campaigns], "current_campaign_id": current.pk if current else None,
         "layers": tiles.layer_info(user), "indicators": list(queries.INDICATORS), "withheld_indicators": withheld,
         "hexagon_min_count": access.HEXAGON_MIN_COUNT, "overdue": user.role in access.OVERDUE_READERS,
@@ -183,7 +185,7 @@ class TilePath(Schema):
 
 
 @router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", summary="A vector tile (Mapbox Vector Tile), one ST_AsMVT query")
-def tile(request: HttpRequest, path: Path[TilePath], q: Query[TileQuery]):
+def tile(request: AuthedRequest, path: Path[TilePath], q: Query[TileQuery]):
     user = request.auth
     layer = tiles.layer_for(path.layer)
     z, x, y = tiles.parse_tile(path.z, path.x, path.y)
@@ -207,26 +209,26 @@ class GeoJsonQuery(Schema):
 
 
 @router.get("/neighborhoods.geojson", summary="自治会 with the campaign's coverage, as GeoJSON")
-def neighborhoods_geojson(request: HttpRequest, q: Query[GeoJsonQuery]):
+def neighborhoods_geojson(request: AuthedRequest, q: Query[GeoJsonQuery]):
     user = request.auth
     chosen = access.campaign_for(user, q.campaign)
     cid = chosen.pk if chosen else None
     version = queries.data_version(("neighborhood", "coverage"), queries.VersionContext(
-        municipality_id=user.municipality_id, user_id=user.pk, campaign_id=cid,
+        municipality_id=municipality_id_of(user), user_id=user.pk, campaign_id=cid,
     ))
     tag = tiles.json_etag("neighborhoods", f"c{cid};s{q.simplify}", user, version)
     return _conditional(request, tag, "application/geo+json", lambda: queries.neighborhoods_geojson(
-        municipality_id=user.municipality_id, campaign_id=cid, tolerance=q.simplify,
+        municipality_id=municipality_id_of(user), campaign_id=cid, tolerance=q.simplify,
     ))
 
 
 @router.get("/resources.geojson", summary="Community resources (居場所・社会資源) as GeoJSON")
-def resources_geojson(request: HttpRequest, type: ResourceType | None = None):
+def resources_geojson(request: AuthedRequest, type: ResourceType | None = None):
     user = request.auth
     version = queries.data_version(("resource",), queries.VersionContext(
-        municipality_id=user.municipality_id, user_id=user.pk,
+        municipality_id=municipality_id_of(user), user_id=user.pk,
     ))
     tag = tiles.json_etag("resources", f"t{type or ''}", user, version)
     return _conditional(request, tag, "application/geo+json", lambda: queries.resources_geojson(
-        municipality_id=user.municipality_id, resource_type=type,
+        municipality_id=municipality_id_of(user), resource_type=type,
     ))

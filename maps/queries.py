@@ -288,11 +288,12 @@ def _item(r: dict, group_by: str) -> dict:
 
 
 def _totals(r: dict) -> dict:
-    t = {k: int(r[f"total_{k}"] or 0) for k in COUNT_FIELDS}
-    t["coverage_pct"] = coverage_pct(t["finished"], t["in_scope"])
+    counts = {k: int(r[f"total_{k}"] or 0) for k in COUNT_FIELDS}
+    t: dict[str, object] = dict(counts)
+    t["coverage_pct"] = coverage_pct(counts["finished"], counts["in_scope"])
     t["state"] = (
-        "complete" if t["in_scope"] and t["finished"] >= t["in_scope"]
-        else "in_progress" if t["finished"] + t["absent_pending"] else "not_started"
+        "complete" if counts["in_scope"] and counts["finished"] >= counts["in_scope"]
+        else "in_progress" if counts["finished"] + counts["absent_pending"] else "not_started"
     )
     t["neighborhoods"] = {
         "total": int(r["total_neighborhoods"] or 0), "complete": int(r["total_neighborhoods_complete"] or 0),
@@ -303,7 +304,7 @@ def _totals(r: dict) -> dict:
 
 
 def _empty_totals() -> dict:
-    t = dict.fromkeys(COUNT_FIELDS, 0)
+    t: dict[str, object] = dict.fromkeys(COUNT_FIELDS, 0)
     t.update(coverage_pct=0.0, state="not_started",
              neighborhoods={"total": 0, "complete": 0, "in_progress": 0, "not_started": 0})
     return t
@@ -455,7 +456,8 @@ def read_isolation(
     scope = household_condition(user)
     ind = indicator_columns(user, months=months, today=today)
     available = [i for i in INDICATORS if i not in ind.withheld]
-    extra, extra_params = "", []
+    extra = ""
+    extra_params: list[int | float] = []
     if neighborhood_id is not None:
         extra += " AND h.neighborhood_id = %s"
         extra_params.append(neighborhood_id)

@@ -89,7 +89,7 @@ def ensure_fresh(campaigns: list[Campaign]) -> dict[int, dict]:
             continue
         with connection.cursor() as cursor:
             cursor.execute(_CLAIM_SQL, {"campaign": cid, "municipality": by_id[cid].municipality_id,
-                                        "version": row["version"], "retry": REQUEST_RETRY})
+                                        "version": row["version"], "retry": REQUEST_RETRY})  # type: ignore[dict-item]  # psycopg adapts timedelta (interval); the stubs' _SQLType lacks it
             if cursor.fetchone():
                 claimed.append(cid)
     if claimed:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 from django.utils import timezone
 
+from accounts.access import municipality_id_of
 from accounts.models import User
 from backend.errors import InvalidInput, NotFound
 from maps import access, queries
@@ -298,7 +299,7 @@ def _version(req: TileRequest) -> tuple[str, list]:
     layer = LAYERS[req.layer]
     parts = layer.versions + (access.scope_version_parts(req.user) if req.layer == "households" else ())
     ctx = queries.VersionContext(
-        municipality_id=req.user.municipality_id, user_id=req.user.pk,
+        municipality_id=municipality_id_of(req.user), user_id=req.user.pk,
         campaign_id=req.campaign.pk if req.campaign else None, tile=(req.z, req.x, req.y),
     )
     return queries.version_sql(parts, ctx)

@@ -22,7 +22,7 @@ class MapLoginView(LoginView):
 @login_required(login_url=reverse_lazy("maps:login"))
 @ensure_csrf_cookie
 def map_page(request: HttpRequest) -> HttpResponse:
-    if request.user.municipality_id is None:
+    if getattr(request.user, "municipality_id", None) is None:  # (login_required: not anonymous)
         raise PermissionDenied("The map shows a municipality's data; this account belongs to none.")
     config = {
         "api": "/api/v1/maps",

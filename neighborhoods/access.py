@@ -8,6 +8,7 @@ export and job that acts for a user goes through these functions.
 
 from django.db.models import Q, QuerySet
 
+from accounts.access import municipality_id_of
 from accounts.models import User
 from accounts.roles import Role
 from backend.errors import Forbidden
@@ -15,27 +16,27 @@ from neighborhoods.models import CommunityResource, DailyLifeArea, District, Hou
 
 
 def visible_districts(user: User) -> QuerySet[District]:
-    return District.objects.filter(municipality_id=user.municipality_id)
+    return District.objects.filter(municipality_id=municipality_id_of(user))
 
 
 def visible_daily_life_areas(user: User) -> QuerySet[DailyLifeArea]:
-    return DailyLifeArea.objects.filter(municipality_id=user.municipality_id)
+    return DailyLifeArea.objects.filter(municipality_id=municipality_id_of(user))
 
 
 def visible_neighborhoods(user: User) -> QuerySet[Neighborhood]:
     """Boundaries and names of 自治会 are not personal data: everyone in the municipality sees them."""
-    return Neighborhood.objects.filter(municipality_id=user.municipality_id)
+    return Neighborhood.objects.filter(municipality_id=municipality_id_of(user))
 
 
 def household_scope(user: User) -> Q:
     """The condition on households this user may see (also used in SQL-level joins). The system
     administrator manages users and places, not people: no households."""
     if user.role in (Role.COORDINATOR, Role.SUPERVISOR):
-        return Q(municipality_id=user.municipality_id)
+        return Q(municipality_id=municipality_id_of(user))
     if user.role == Role.OUTREACH_WORKER:
-        return Q(municipality_id=user.municipality_id, neighborhood_id__in=_allocated_neighborhoods(user))
+        return Q(municipality_id=municipality_id_of(user), neighborhood_id__in=_allocated_neighborhoods(user))
     if user.role == Role.COMMISSIONER:
-        return Q(municipality_id=user.municipality_id, neighborhood_id__in=_commissioned_neighborhoods(user))
+        return Q(municipality_id=municipality_id_of(user), neighborhood_id__in=_commissioned_neighborhoods(user))
     return Q(pk__in=[])
 
 
@@ -44,7 +45,7 @@ def _allocated_neighborhoods(user: User) -> QuerySet:
 
     return (
         Allocation.objects.filter(
-            municipality_id=user.municipality_id, partner_organization_id=user.partner_organization_id
+            municipality_id=municipality_id_of(user), partner_organization_id=user.partner_organization_id
         )
         .exclude(campaign__status="closed")
         .values("neighborhood_id")
@@ -79,4 +80,4 @@ def require_household_editor(user: User) -> None:
 
 
 def visible_resources(user: User) -> QuerySet[CommunityResource]:
-    return CommunityResource.objects.filter(municipality_id=user.municipality_id)
+    return CommunityResource.objects.filter(municipality_id=municipality_id_of(user))

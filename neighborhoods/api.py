@@ -4,12 +4,15 @@ from uuid import UUID
 
 from django.contrib.gis.geos import Polygon
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Schema, Status
 from ninja.pagination import paginate
 
+from accounts.access import municipality_id_of, municipality_of
+from api.auth import AuthedRequest
 from api.geo import geometry_out, parse_bbox
+from api.output import with_output_attrs
 from api.pagination import Paginated
 from audit.services import record_read
 from neighborhoods import access, queries, services
@@ -33,12 +36,12 @@ router = Router(tags=["places"])
 
 
 @router.get("/districts", response=list[DistrictOut], summary="地区")
-def list_districts(request: HttpRequest):
+def list_districts(request: AuthedRequest):
     return list(access.visible_districts(request.auth).annotate(neighborhood_count=Count("neighborhoods")))
 
 
 @router.get("/daily-life-areas", response=list[DailyLifeAreaOut], summary="日常生活圏域")
-def list_daily_life_areas(request: HttpRequest):
+def list_daily_life_areas(request: AuthedRequest):
     return list(
         access.visible_daily_life_areas(request.auth).annotate(
             neighborhood_count=Count("neighborhoods", distinct=True),
@@ -55,7 +58,7 @@ class NeighborhoodFilter(Schema):
 
 @router.get("/neighborhoods", response=list[NeighborhoodOut], summary="自治会")
 @paginate(Paginated)
-def list_neighborhoods(request: HttpRequest, filters: Query[NeighborhoodFilter]):
+def list_neighborhoods(request: AuthedRequest, filters: Query[NeighborhoodFilter]):
     hoods = queries.with_household_counts(access.visible_neighborhoods(request.auth))
     if filters.district:
         hoods = hoods.filter(district_id=filters.district)
@@ -68,10 +71,10 @@ def list_neighborhoods(request: HttpRequest, filters: Query[NeighborhoodFilter])
 
 @router.get("/neighborhoods.geojson", summary="自治会 as a GeoJSON FeatureCollection with household counts")
 def neighborhoods_geojson(
-    request: HttpRequest, simplify: float = 0.0, district: int | None = None, daily_life_area: int | None = None
+    request: AuthedRequest, simplify: float = 0.0, district: int | None = None, daily_life_area: int | None = None
 ):
     body = queries.neighborhoods_feature_collection(
-        municipality_id=request.auth.municipality_id,
+        municipality_id=municipality_id_of(request.auth),
         tolerance=max(0.0, min(simplify, 0.01)),
         district_id=district,
         area_id=daily_life_area,
@@ -80,12 +83,14 @@ def neighborhoods_geojson(
 
 
 @router.get("/neighborhoods/{neighborhood_id}", response=NeighborhoodDetailOut, summary="One 自治会")
-def get_neighborhood(request: HttpRequest, neighborhood_id: int):
+def get_neighborhood(request: AuthedRequest, neighborhood_id: int):
     hood = get_object_or_404(queries.with_household_counts(access.visible_neighborhoods(request.auth)), pk=neighborhood_id)
-    hood.households_by_status = queries.households_by_status(hood)
-    hood.area_m2 = queries.area_m2(hood)
-    hood.geometry = geometry_out(hood.geom)
-    return hood
+    return with_output_attrs(
+        hood,
+        households_by_status=queries.households_by_status(hood),
+        area_m2=queries.area_m2(hood),
+        geometry=geometry_out(hood.geom),
+    )
 
 
 class HouseholdFilter(Schema):
@@ -99,7 +104,7 @@ class HouseholdFilter(Schema):
 
 @router.get("/households", response=list[HouseholdOut], summary="Households (paginated; bbox, 自治会 and text filters)")
 @paginate(Paginated)
-def list_households(request: HttpRequest, filters: Query[HouseholdFilter]):
+def list_households(request: AuthedRequest, filters: Query[HouseholdFilter]):
     households = access.visible_households(request.auth)
     if filters.neighborhood:
         households = households.filter(neighborhood_id=filters.neighborhood)
@@ -117,33 +122,34 @@ def list_households(request: HttpRequest, filters: Query[HouseholdFilter]):
     return households.order_by("external_id")
 
 
-def _household_detail(request: HttpRequest, household: Household) -> Household:
-    household.residents_list = list(household.residents.order_by("birth_year", "name"))
+def _household_detail(request: AuthedRequest, household: Household) -> Household:
+    residents = list(household.residents.order_by("birth_year", "name"))
+    with_output_attrs(household, residents_list=residents)
     record_read(
         request, household, basis=access.residents_basis(request.auth),
-        detail={"residents": len(household.residents_list)},
+        detail={"residents": len(residents)},
     )
     return household
 
 
 @router.get("/households/{household_id}", response=HouseholdDetailOut, summary="A household with its residents (audited)")
-def get_household(request: HttpRequest, household_id: UUID):
+def get_household(request: AuthedRequest, household_id: UUID):
     household = get_object_or_404(access.visible_households(request.auth).select_related("neighborhood"), pk=household_id)
     return _household_detail(request, household)
 
 
 @router.post("/households", response={201: HouseholdDetailOut}, summary="Create a household (coordinators)")
-def create_household(request: HttpRequest, payload: HouseholdIn):
+def create_household(request: AuthedRequest, payload: HouseholdIn):
     access.require_household_editor(request.auth)
     data = payload.model_dump()
     data["location"] = payload.location.to_geos() if payload.location else None
     data["living_arrangement"] = data["living_arrangement"] or ""
-    household = services.create_household(municipality=request.auth.municipality, **data)
+    household = services.create_household(municipality=municipality_of(request.auth), **data)
     return Status(201, _household_detail(request, household))
 
 
 @router.patch("/households/{household_id}", response=HouseholdDetailOut, summary="Edit a household (coordinators)")
-def update_household(request: HttpRequest, household_id: UUID, payload: HouseholdPatch):
+def update_household(request: AuthedRequest, household_id: UUID, payload: HouseholdPatch):
     access.require_household_editor(request.auth)
     household = get_object_or_404(access.visible_households(request.auth), pk=household_id)
     changes = payload.model_dump(exclude_unset=True, exclude={"version"})
@@ -156,7 +162,7 @@ def update_household(request: HttpRequest, household_id: UUID, payload: Househol
 
 
 @router.post("/households/{household_id}/residents", response={201: ResidentOut}, summary="Add a resident (coordinators)")
-def add_resident(request: HttpRequest, household_id: UUID, payload: ResidentIn):
+def add_resident(request: AuthedRequest, household_id: UUID, payload: ResidentIn):
     access.require_household_editor(request.auth)
     household = get_object_or_404(access.visible_households(request.auth), pk=household_id)
     data = payload.model_dump()
@@ -165,7 +171,7 @@ def add_resident(request: HttpRequest, household_id: UUID, payload: ResidentIn):
 
 
 @router.patch("/residents/{resident_id}", response=ResidentOut, summary="Edit a resident (coordinators)")
-def update_resident(request: HttpRequest, resident_id: UUID, payload: ResidentPatch):
+def update_resident(request: AuthedRequest, resident_id: UUID, payload: ResidentPatch):
     access.require_household_editor(request.auth)
     resident: Resident = get_object_or_404(access.visible_residents(request.auth), pk=resident_id)
     changes = payload.model_dump(exclude_unset=True, exclude={"version"})
@@ -182,7 +188,7 @@ class ResourceFilter(Schema):
 
 @router.get("/resources", response=list[ResourceOut], summary="Community resources (居場所・社会資源)")
 @paginate(Paginated)
-def list_resources(request: HttpRequest, filters: Query[ResourceFilter]):
+def list_resources(request: AuthedRequest, filters: Query[ResourceFilter]):
     resources = access.visible_resources(request.auth)
     if filters.type:
         resources = resources.filter(type=filters.type)
@@ -195,5 +201,5 @@ def list_resources(request: HttpRequest, filters: Query[ResourceFilter]):
 
 
 @router.get("/resources/{resource_id}", response=ResourceOut, summary="One community resource")
-def get_resource(request: HttpRequest, resource_id: int):
+def get_resource(request: AuthedRequest, resource_id: int):
     return get_object_or_404(access.visible_resources(request.auth), pk=resource_id)

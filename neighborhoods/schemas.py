@@ -148,5 +148,5 @@ class ResourceOut(Schema):
     contact: str
 
     @staticmethod
-    def resolve_location(obj) -> dict:
+    def resolve_location(obj) -> dict | None:  # (never None: a resource's location is required)
         return point_out(obj.location)

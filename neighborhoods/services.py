@@ -53,7 +53,7 @@ def assign_households(*, municipality_id: int, household_ids: list | None = None
     """Put every household (or only `household_ids`) in the 自治会 that contains it. Idempotent:
     a second run changes nothing."""
     only = "AND h.id = ANY(%(ids)s)" if household_ids is not None else ""
-    params = {"municipality": municipality_id, "ids": [str(i) for i in household_ids or []]}
+    params: dict[str, int | list[str]] = {"municipality": municipality_id, "ids": [str(i) for i in household_ids or []]}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_ASSIGN_SQL.format(only=only), params)
         changed = cursor.rowcount

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from django.db.models import Case, CharField, Q, QuerySet, Value, When
 
+from accounts.access import municipality_id_of
 from accounts.models import User
 from accounts.roles import Role
 from backend.errors import Forbidden
@@ -30,18 +31,18 @@ def require_coordinator(user: User) -> None:
 
 def visible_meetings(user: User) -> QuerySet[Meeting]:
     if user.role in READERS:
-        return Meeting.objects.filter(municipality_id=user.municipality_id)
+        return Meeting.objects.filter(municipality_id=municipality_id_of(user))
     if user.role == Role.COMMISSIONER:
-        return Meeting.objects.filter(municipality_id=user.municipality_id, neighborhood__commissioners=user)
+        return Meeting.objects.filter(municipality_id=municipality_id_of(user), neighborhood__commissioners=user)
     return Meeting.objects.none()
 
 
 def visible_watches(user: User) -> QuerySet[WatchArrangement]:
     if user.role in READERS:
-        return WatchArrangement.objects.filter(municipality_id=user.municipality_id)
+        return WatchArrangement.objects.filter(municipality_id=municipality_id_of(user))
     if user.role == Role.COMMISSIONER:
         return WatchArrangement.objects.filter(
-            municipality_id=user.municipality_id, household__neighborhood__commissioners=user
+            municipality_id=municipality_id_of(user), household__neighborhood__commissioners=user
         )
     return WatchArrangement.objects.none()
 
@@ -49,38 +50,41 @@ def visible_watches(user: User) -> QuerySet[WatchArrangement]:
 def visible_concerns(user: User) -> QuerySet[Concern]:
     mine = Q(reported_by=user)
     if user.role in READERS:
-        return Concern.objects.filter(municipality_id=user.municipality_id)
+        return Concern.objects.filter(municipality_id=municipality_id_of(user))
     if user.role == Role.COMMISSIONER:
         own_area = Q(neighborhood__commissioners=user)
-        return Concern.objects.filter(Q(municipality_id=user.municipality_id) & (mine | own_area)).distinct()
+        return Concern.objects.filter(Q(municipality_id=municipality_id_of(user)) & (mine | own_area)).distinct()
     if user.role == Role.OUTREACH_WORKER:
         allocated = Q(household__in=_households(user))
-        return Concern.objects.filter(Q(municipality_id=user.municipality_id) & (mine | allocated))
+        return Concern.objects.filter(Q(municipality_id=municipality_id_of(user)) & (mine | allocated))
     return Concern.objects.none()
 
 
 class ConcernView(StrEnum):
-    """What of a concern a user sees: `full` (categories, place, person, text, history with reasons)
-    or `status` (id, status, 自治会 and dates: "status, not content")."""
+    """What of a concern a user sees: `full` (categories, place, person, text, case, history with
+    who and why), `reporter` (what they flagged and where it stands: their own text, the status
+    history without the coordinators' reasons, no case) or `status` (id, status, 自治会 and dates:
+    "status, not content")."""
 
     FULL = "full"
+    REPORTER = "reporter"
     STATUS = "status"
 
 
 def concern_view(user: User, concern: Concern) -> ConcernView:
-    """The field set of one visible concern for this user: its reporter, coordinators, supervisors
-    and the corporation working with the household see it whole; a 民生委員 sees only the status of
-    others' concerns in their 自治会."""
-    if concern.reported_by_id == user.pk or user.role in READERS or user.role == Role.OUTREACH_WORKER:
-        return ConcernView.FULL
-    return ConcernView.STATUS
+    """The field set of one visible concern for this user: coordinators, supervisors and the
+    corporation working with the household see it whole; a 民生委員 follows their own flags (the
+    reporter's view) and sees only the status of others' concerns in their 自治会."""
+    if user.role == Role.COMMISSIONER:
+        return ConcernView.REPORTER if concern.reported_by_id == user.pk else ConcernView.STATUS
+    return ConcernView.FULL
 
 
 def concern_view_expression(user: User) -> Case | Value:
     """concern_view as SQL, to annotate a list of concerns (``view``) in the same query."""
     if user.role == Role.COMMISSIONER:
         return Case(
-            When(reported_by_id=user.pk, then=Value(ConcernView.FULL.value)),
+            When(reported_by_id=user.pk, then=Value(ConcernView.REPORTER.value)),
             default=Value(ConcernView.STATUS.value), output_field=CharField(),
         )
     return Value(ConcernView.FULL.value, output_field=CharField())
@@ -91,8 +95,8 @@ def with_concern_views(user: User, concerns: QuerySet[Concern]) -> QuerySet[Conc
 
 
 def may_read_concern_text(user: User, concern: Concern) -> bool:
-    """The description of a concern (要配慮) goes with the full view only."""
-    return concern_view(user, concern) == ConcernView.FULL
+    """The description of a concern (要配慮): the full view, and its own reporter."""
+    return concern_view(user, concern) in (ConcernView.FULL, ConcernView.REPORTER)
 
 
 def may_raise_concern(user: User) -> bool:
@@ -114,10 +118,10 @@ def may_check_in(user: User, watch: WatchArrangement) -> bool:
 
 def visible_cases(user: User) -> QuerySet[OutreachCase]:
     if user.role in READERS:
-        return OutreachCase.objects.filter(municipality_id=user.municipality_id)
+        return OutreachCase.objects.filter(municipality_id=municipality_id_of(user))
     if user.role == Role.OUTREACH_WORKER:
         return OutreachCase.objects.filter(
-            Q(municipality_id=user.municipality_id)
+            Q(municipality_id=municipality_id_of(user))
             & (Q(lead_worker=user) | Q(lead_partner_id=user.partner_organization_id))
         )
     return OutreachCase.objects.none()

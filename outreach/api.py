@@ -3,13 +3,15 @@
 from uuid import UUID
 
 from django.db.models import Count
-from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Schema, Status
 from ninja.pagination import paginate
 
+from accounts.access import municipality_id_of
 from accounts.models import User
 from accounts.roles import Role
+from api.auth import AuthedRequest
+from api.output import with_output_attrs
 from api.pagination import Paginated
 from audit.services import record_read
 from backend.errors import Forbidden
@@ -51,7 +53,7 @@ router = Router(tags=["outreach"])
 
 
 @router.post("/meetings", response={201: MeetingOut}, summary="Record a 支え愛連絡会 with its concerns and 見守り")
-def record_meeting(request: HttpRequest, payload: MeetingIn):
+def record_meeting(request: AuthedRequest, payload: MeetingIn):
     access.require_coordinator(request.auth)
     hood = get_object_or_404(visible_neighborhoods(request.auth), pk=payload.neighborhood_id)
     meeting = services.record_meeting(
@@ -60,13 +62,12 @@ def record_meeting(request: HttpRequest, payload: MeetingIn):
         concerns=[{**c.model_dump(exclude={"pin"}), "pin": c.pin.to_geos() if c.pin else None} for c in payload.concerns],
         watches=[w.model_dump() for w in payload.watches],
     )
-    meeting.concern_count, meeting.watch_count = len(payload.concerns), len(payload.watches)
-    return Status(201, meeting)
+    return Status(201, with_output_attrs(meeting, concern_count=len(payload.concerns), watch_count=len(payload.watches)))
 
 
 @router.get("/meetings", response=list[MeetingOut], summary="支え愛連絡会")
 @paginate(Paginated)
-def list_meetings(request: HttpRequest, neighborhood: int | None = None):
+def list_meetings(request: AuthedRequest, neighborhood: int | None = None):
     meetings = access.visible_meetings(request.auth).annotate(
         concern_count=Count("concerns", distinct=True), watch_count=Count("watches", distinct=True)
     )
@@ -76,7 +77,7 @@ def list_meetings(request: HttpRequest, neighborhood: int | None = None):
 
 
 @router.get("/meetings/{meeting_id}", response=MeetingDetailOut, summary="A meeting with its notes (audited)")
-def get_meeting(request: HttpRequest, meeting_id: int):
+def get_meeting(request: AuthedRequest, meeting_id: int):
     meeting = get_object_or_404(
         access.visible_meetings(request.auth).annotate(
             concern_count=Count("concerns", distinct=True), watch_count=Count("watches", distinct=True)
@@ -89,7 +90,7 @@ def get_meeting(request: HttpRequest, meeting_id: int):
 
 @router.get("/watches", response=list[WatchOut], summary="見守り")
 @paginate(Paginated)
-def list_watches(request: HttpRequest, overdue: bool | None = None, household: UUID | None = None):
+def list_watches(request: AuthedRequest, overdue: bool | None = None, household: UUID | None = None):
     watches = access.visible_watches(request.auth).filter(ended_on__isnull=True)
     if overdue is not None:
         watches = watches.filter(overdue=overdue)
@@ -99,7 +100,7 @@ def list_watches(request: HttpRequest, overdue: bool | None = None, household: U
 
 
 @router.post("/watches/{watch_id}/check-ins", response={201: WatchOut}, summary="A 見守り check-in")
-def watch_check_in(request: HttpRequest, watch_id: int, payload: CheckInIn):
+def watch_check_in(request: AuthedRequest, watch_id: int, payload: CheckInIn):
     watch = get_object_or_404(access.visible_watches(request.auth), pk=watch_id)
     if not access.may_check_in(request.auth, watch):
         raise Forbidden("Coordinators and 民生委員 record 見守り check-ins.")
@@ -120,7 +121,7 @@ class ConcernFilter(Schema):
 
 
 @router.post("/concerns", response={201: ConcernFullOut}, summary="Raise a concern (気づき)")
-def raise_concern(request: HttpRequest, payload: ConcernIn):
+def raise_concern(request: AuthedRequest, payload: ConcernIn):
     access.require_concern_raiser(request.auth)
     concern = services.raise_concern(
         user=request.auth, concern_id=payload.id, pin=payload.pin.to_geos() if payload.pin else None,
@@ -134,7 +135,7 @@ def raise_concern(request: HttpRequest, payload: ConcernIn):
     summary="Concerns I may see (no text in lists; only the status of others' concerns for 民生委員)",
 )
 @paginate(Paginated)
-def list_concerns(request: HttpRequest, filters: Query[ConcernFilter]):
+def list_concerns(request: AuthedRequest, filters: Query[ConcernFilter]):
     concerns = access.with_concern_views(request.auth, access.visible_concerns(request.auth))
     if filters.status:
         concerns = concerns.filter(status=filters.status)
@@ -149,10 +150,11 @@ def list_concerns(request: HttpRequest, filters: Query[ConcernFilter]):
     return concerns.order_by("-created_at", "pk")
 
 
-def _concern_detail(request: HttpRequest, concern: Concern) -> Concern:
+def _concern_detail(request: AuthedRequest, concern: Concern) -> Concern:
     """The field set is the access module's (concern_view); a read of the content is audited."""
-    concern.view = access.concern_view(request.auth, concern)
-    if concern.view == access.ConcernView.FULL:
+    view = access.concern_view(request.auth, concern)
+    with_output_attrs(concern, view=view)
+    if access.may_read_concern_text(request.auth, concern):
         record_read(request, concern, basis=access.concern_basis(request.auth))
     return concern
 
@@ -161,12 +163,12 @@ def _concern_detail(request: HttpRequest, concern: Concern) -> Concern:
     "/concerns/{concern_id}", response=ConcernDetailAnyOut,
     summary="A concern with its history (audited); only its status for a 民生委員 who did not raise it",
 )
-def get_concern(request: HttpRequest, concern_id: UUID):
+def get_concern(request: AuthedRequest, concern_id: UUID):
     return _concern_detail(request, get_object_or_404(access.visible_concerns(request.auth), pk=concern_id))
 
 
 @router.post("/concerns/{concern_id}/transitions", response=ConcernDetailFullOut, summary="Triage / watch / refer / close")
-def transition_concern(request: HttpRequest, concern_id: UUID, payload: TransitionIn):
+def transition_concern(request: AuthedRequest, concern_id: UUID, payload: TransitionIn):
     access.require_coordinator(request.auth)
     concern = get_object_or_404(access.visible_concerns(request.auth), pk=concern_id)
     concern = services.transition_concern(
@@ -176,7 +178,7 @@ def transition_concern(request: HttpRequest, concern_id: UUID, payload: Transiti
 
 
 @router.post("/concerns/{concern_id}/match", response=ConcernDetailFullOut, summary="Match a pinned concern to its household")
-def match_concern(request: HttpRequest, concern_id: UUID, payload: MatchIn):
+def match_concern(request: AuthedRequest, concern_id: UUID, payload: MatchIn):
     access.require_coordinator(request.auth)
     concern = get_object_or_404(access.visible_concerns(request.auth), pk=concern_id)
     return _concern_detail(request, services.match_concern(concern=concern, household_id=payload.household_id, by=request.auth))
@@ -186,11 +188,11 @@ def match_concern(request: HttpRequest, concern_id: UUID, payload: MatchIn):
 
 
 @router.post("/cases", response={201: CaseOut}, summary="Open a continuous outreach case (coordinators)")
-def open_case(request: HttpRequest, payload: CaseIn):
+def open_case(request: AuthedRequest, payload: CaseIn):
     access.require_coordinator(request.auth)
     partner = get_object_or_404(visible_partners(request.auth), pk=payload.lead_partner_id) if payload.lead_partner_id else None
     worker = (
-        get_object_or_404(User.objects.filter(municipality_id=request.auth.municipality_id), pk=payload.lead_worker_id)
+        get_object_or_404(User.objects.filter(municipality_id=municipality_id_of(request.auth)), pk=payload.lead_worker_id)
         if payload.lead_worker_id else None
     )
     concern = (
@@ -211,7 +213,7 @@ class CaseFilter(Schema):
 
 @router.get("/cases", response=list[CaseOut], summary="Cases I may see")
 @paginate(Paginated)
-def list_cases(request: HttpRequest, filters: Query[CaseFilter]):
+def list_cases(request: AuthedRequest, filters: Query[CaseFilter]):
     cases = access.visible_cases(request.auth)
     if filters.status:
         cases = cases.filter(status=filters.status)
@@ -222,32 +224,32 @@ def list_cases(request: HttpRequest, filters: Query[CaseFilter]):
     return cases.order_by("next_contact_due", "pk")
 
 
-def _case(request: HttpRequest, case_id: UUID, *, write: bool = False) -> OutreachCase:
+def _case(request: AuthedRequest, case_id: UUID, *, write: bool = False) -> OutreachCase:
     case = get_object_or_404(access.visible_cases(request.auth), pk=case_id)
     if write and not access.may_write_case(request.auth, case):
         raise Forbidden("Only coordinators and the case's lead corporation change it.")
     return case
 
 
-def _case_detail(request: HttpRequest, case: OutreachCase) -> OutreachCase:
+def _case_detail(request: AuthedRequest, case: OutreachCase) -> OutreachCase:
     record_read(request, case, basis=access.concern_basis(request.auth))
     return case
 
 
 @router.get("/cases/{case_id}", response=CaseDetailOut, summary="A case with its contacts, meetings and plans (audited)")
-def get_case(request: HttpRequest, case_id: UUID):
+def get_case(request: AuthedRequest, case_id: UUID):
     return _case_detail(request, _case(request, case_id))
 
 
 @router.patch("/cases/{case_id}", response=CaseDetailOut, summary="Edit a case (stage, cadence …)")
-def update_case(request: HttpRequest, case_id: UUID, payload: CasePatch):
+def update_case(request: AuthedRequest, case_id: UUID, payload: CasePatch):
     case = _case(request, case_id, write=True)
     changes = payload.model_dump(exclude_unset=True, exclude={"version"})
     return _case_detail(request, services.update_case(case=case, changes=changes, base_version=payload.version))
 
 
 @router.post("/cases/{case_id}/contacts", response={201: ContactOut}, summary="Log a contact (visit, call, letter, no answer)")
-def log_contact(request: HttpRequest, case_id: UUID, payload: ContactIn):
+def log_contact(request: AuthedRequest, case_id: UUID, payload: ContactIn):
     case = _case(request, case_id, write=True)
     contact = services.log_contact(
         case=case, by=request.auth, kind=payload.kind, contacted_on=payload.contacted_on, reached=payload.reached,
@@ -257,26 +259,26 @@ def log_contact(request: HttpRequest, case_id: UUID, payload: ContactIn):
 
 
 @router.post("/cases/{case_id}/consent", response=CaseOut, summary="Record consent to share with the 重層的支援会議")
-def record_consent(request: HttpRequest, case_id: UUID, payload: ConsentIn):
+def record_consent(request: AuthedRequest, case_id: UUID, payload: ConsentIn):
     access.require_coordinator(request.auth)
     return services.record_consent(case=_case(request, case_id), consent_date=payload.consent_date, scope=payload.scope)
 
 
 @router.post("/cases/{case_id}/meetings", response={201: CaseMeetingOut}, summary="A 支援会議 or 重層的支援会議")
-def hold_meeting(request: HttpRequest, case_id: UUID, payload: CaseMeetingIn):
+def hold_meeting(request: AuthedRequest, case_id: UUID, payload: CaseMeetingIn):
     access.require_coordinator(request.auth)
     meeting = services.hold_case_meeting(case=_case(request, case_id), by=request.auth, **payload.model_dump())
     return Status(201, meeting)
 
 
 @router.post("/cases/{case_id}/plans", response={201: SupportPlanOut}, summary="A support plan with each agency's role")
-def add_plan(request: HttpRequest, case_id: UUID, payload: SupportPlanIn):
+def add_plan(request: AuthedRequest, case_id: UUID, payload: SupportPlanIn):
     access.require_coordinator(request.auth)
     return Status(201, services.add_plan(case=_case(request, case_id), by=request.auth, **payload.model_dump()))
 
 
 @router.post("/cases/{case_id}/close", response=CaseOut, summary="Close a case with a reason and evaluation")
-def close_case(request: HttpRequest, case_id: UUID, payload: CloseIn):
+def close_case(request: AuthedRequest, case_id: UUID, payload: CloseIn):
     access.require_coordinator(request.auth)
     return services.close_case(case=_case(request, case_id), by=request.auth, **payload.model_dump())
 
@@ -290,7 +292,7 @@ class OverdueCasesAndWatchesOut(Schema):
 
 
 @router.get("/me/overdue", response=OverdueCasesAndWatchesOut, summary="My overdue cases (workers) and 見守り (民生委員)")
-def my_overdue(request: HttpRequest):
+def my_overdue(request: AuthedRequest):
     cases = access.visible_cases(request.auth).filter(overdue=True, lead_worker=request.auth)
     watches = access.visible_watches(request.auth).filter(overdue=True, ended_on__isnull=True)
     if request.auth.role != Role.COMMISSIONER:
@@ -299,7 +301,7 @@ def my_overdue(request: HttpRequest):
 
 
 @router.get("/overdue", response=OverdueCasesAndWatchesOut, summary="All overdue cases and 見守り (coordinators, supervisors)")
-def all_overdue(request: HttpRequest):
+def all_overdue(request: AuthedRequest):
     if request.auth.role not in access.READERS:
         raise Forbidden("Coordinators and supervisors see the municipality's overdue list.")
     return {

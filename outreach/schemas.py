@@ -293,6 +293,51 @@ class ConcernStatusOut(Schema):
     updated_at: dt.datetime
 
 
-class ConcernListItemOut(RootModel[Annotated[ConcernFullOut | ConcernStatusOut, Field(discriminator="view")]]):
+class ConcernStatusStepOut(Schema):
+    """A step of a concern's history as its reporter sees it: where it went and when, not who or why."""
+
+    from_status: str
+    to_status: str
+    at: dt.datetime
+
+
+class ConcernReporterOut(Schema):
+    """A 民生委員's own flag: what they raised and where it stands (no case, no coordinator's notes)."""
+
+    view: Literal["reporter"] = Field("reporter", description="The reporter's own flag")
+    id: UUID
+    source: str
+    status: str
+    categories: list[str]
+    urgency: str
+    household_id: UUID | None
+    neighborhood_id: int | None
+    pin: PointOut | None
+    place_description: str
+    referred_to: str
+    reported_by_id: int
+    created_at: dt.datetime
+    version: int
+
+    @staticmethod
+    def resolve_pin(obj) -> dict | None:
+        return point_out(obj.pin)
+
+
+class ConcernDetailReporterOut(ConcernReporterOut):
+    description: str
+    resident_id: UUID | None
+    transitions: list[ConcernStatusStepOut]
+
+    @staticmethod
+    def resolve_transitions(obj) -> list:
+        return list(obj.transitions.all())
+
+
+class ConcernListItemOut(
+    RootModel[Annotated[ConcernFullOut | ConcernReporterOut | ConcernStatusOut, Field(discriminator="view")]]
+):
     """One concern of a list, in the view its reader gets (a named type: the page schema is named after it)."""
-ConcernDetailAnyOut = Annotated[ConcernDetailFullOut | ConcernStatusOut, Field(discriminator="view")]
+ConcernDetailAnyOut = Annotated[
+    ConcernDetailFullOut | ConcernDetailReporterOut | ConcernStatusOut, Field(discriminator="view")
+]

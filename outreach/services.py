@@ -9,8 +9,10 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts.access import municipality_id_of
 from accounts.models import User
 from accounts.roles import Role
+from backend.dates import require_fact_date
 from backend.errors import Conflict, InvalidInput, NotFound
 from backend.versioning import lock_at_version
 from backend.vocabulary import CONCERN_CATEGORIES
@@ -70,7 +72,7 @@ def _household_for(user: User, household_id) -> Household:
     """A household the user may raise a concern about; another municipality's answers as unknown."""
     household = visible_households(user).filter(pk=household_id).first()
     if household is None and user.role in (Role.COORDINATOR, Role.SUPERVISOR):
-        household = Household.objects.filter(municipality_id=user.municipality_id, pk=household_id).first()
+        household = Household.objects.filter(municipality_id=municipality_id_of(user), pk=household_id).first()
     if household is None:
         raise NotFound("No such household among those you may see.", code="household_unknown")
     return household
@@ -98,9 +100,9 @@ def raise_concern(
         resident = Resident.objects.filter(pk=resident_id, household=household).first()
         if resident is None:
             raise NotFound("No such person in this household.", code="resident_unknown")
-    hood = household.neighborhood if household else neighborhood_at(municipality_id=user.municipality_id, point=pin)
+    hood = household.neighborhood if household else neighborhood_at(municipality_id=municipality_id_of(user), point=pin)
     concern = Concern(
-        municipality_id=user.municipality_id, source=source, source_detail=source_detail, meeting=meeting,
+        municipality_id=municipality_id_of(user), source=source, source_detail=source_detail, meeting=meeting,
         visit_record=visit_record, reported_by=user, household=household, resident=resident, neighborhood=hood,
         pin=pin, place_description=place_description, categories=categories, urgency=urgency, description=description,
     )
@@ -167,7 +169,7 @@ def record_meeting(
     concerns: list[dict], watches: list[dict],
 ) -> Meeting:
     meeting = Meeting.objects.create(
-        municipality_id=user.municipality_id, neighborhood=neighborhood, held_on=held_on, attendees=attendees,
+        municipality_id=municipality_id_of(user), neighborhood=neighborhood, held_on=held_on, attendees=attendees,
         notes=notes, recorded_by=user,
     )
     for item in concerns:
@@ -185,7 +187,7 @@ def add_watch(
     household = _household_for(user, household_id)
     started_on = started_on or timezone.localdate()
     watch = WatchArrangement(
-        municipality_id=user.municipality_id, meeting=meeting, household=household, watcher_name=watcher_name,
+        municipality_id=municipality_id_of(user), meeting=meeting, household=household, watcher_name=watcher_name,
         watcher_role=watcher_role, cadence_days=cadence_days, started_on=started_on,
         next_due=started_on + dt.timedelta(days=cadence_days), notes=notes,
     )
@@ -196,6 +198,7 @@ def add_watch(
 
 @transaction.atomic
 def check_in(*, watch: WatchArrangement, checked_on: dt.date, ok: bool, note: str, by: User) -> WatchCheckIn:
+    require_fact_date(checked_on, field="checked_on")
     locked = WatchArrangement.objects.select_for_update().get(pk=watch.pk)
     if locked.ended_on:
         raise Conflict("This 見守り has ended.", code="watch_ended")
@@ -228,7 +231,7 @@ def open_case(
         raise NotFound("No such person in this household.", code="resident_unknown")
     opened_on = opened_on or timezone.localdate()
     case = OutreachCase(
-        municipality_id=by.municipality_id, household=household, resident=resident, title=title,
+        municipality_id=municipality_id_of(by), household=household, resident=resident, title=title,
         lead_partner=lead_partner, lead_worker=lead_worker, cadence_days=cadence_days, opened_on=opened_on,
         next_contact_due=opened_on + dt.timedelta(days=cadence_days), notes=notes,
     )
@@ -272,8 +275,7 @@ def log_contact(
     *, case: OutreachCase, by: User, kind: str, contacted_on: dt.date, reached: bool, note: str = "", contact_id=None,
 ) -> CaseContact:
     locked = _open_case(case)
-    if contacted_on > timezone.localdate() + dt.timedelta(days=1):
-        raise InvalidInput("contacted_on is in the future.", details=[{"loc": ["body", "contacted_on"]}])
+    require_fact_date(contacted_on, field="contacted_on")
     contact = CaseContact(case=locked, kind=kind, contacted_on=contacted_on, reached=reached, note=note, by=by)
     if contact_id:
         contact.id = contact_id
@@ -291,6 +293,7 @@ def log_contact(
 @transaction.atomic
 def record_consent(*, case: OutreachCase, consent_date: dt.date, scope: str) -> OutreachCase:
     """The person consented to their information being shared with the 重層的支援会議."""
+    require_fact_date(consent_date, field="consent_date")
     locked = _open_case(case)
     if not scope.strip():
         raise InvalidInput("Say what the consent covers (scope).", details=[{"loc": ["body", "scope"]}])

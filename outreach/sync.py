@@ -7,6 +7,7 @@ from uuid import UUID
 from django.contrib.gis.geos import Point
 from pydantic import Field
 
+from accounts.access import municipality_id_of
 from accounts.models import User
 from accounts.roles import Role
 from api.geo import point_out
@@ -96,11 +97,11 @@ def apply_check_in_create(*, user: User, device, op: dict, context) -> dict:
 
 def visible(user: User) -> dict[tuple[str, str], int]:
     out: dict[tuple[str, str], int] = {}
-    concerns = Concern.objects.filter(municipality_id=user.municipality_id, reported_by=user).exclude(status="closed")
+    concerns = Concern.objects.filter(municipality_id=municipality_id_of(user), reported_by=user).exclude(status="closed")
     for cid, seq in concerns.values_list("pk", "change_seq"):
         out[("concern", str(cid))] = seq
     if user.role == Role.OUTREACH_WORKER:
-        cases = OutreachCase.objects.filter(municipality_id=user.municipality_id, lead_worker=user, status="open")
+        cases = OutreachCase.objects.filter(municipality_id=municipality_id_of(user), lead_worker=user, status="open")
         for cid, seq in cases.values_list("pk", "change_seq"):
             out[("case", str(cid))] = seq
     return out

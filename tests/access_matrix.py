@@ -18,6 +18,8 @@ COORDINATOR = frozenset({Role.COORDINATOR.value})
 # the commissioner's 自治会); the administrator manages users, not people
 HOUSEHOLD_READERS = ALL_ROLES - {Role.ADMIN.value}
 PLAN_READERS = frozenset({Role.COORDINATOR.value, Role.SUPERVISOR.value})
+# visit records and their photos: the offices and the corporations that visit, not a 民生委員
+VISIT_READERS = PLAN_READERS | {Role.OUTREACH_WORKER.value}
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,9 @@ ENDPOINTS: list[Endpoint] = [
         "visit reassign", "POST", lambda t: f"scheduled-visits/{t.visit.id}/reassign", COORDINATOR,
         body=lambda t: {"worker_id": t.users["outreach_worker"].id},
     ),
-    Endpoint("photo state", "GET", lambda t: f"sync/photos/{t.with_photo().id}", HOUSEHOLD_READERS),
+    Endpoint("photo state", "GET", lambda t: f"sync/photos/{t.with_photo().id}", VISIT_READERS),
     Endpoint(
-        "photo image", "GET", lambda t: f"sync/photos/{t.with_photo().id}/image?variant=thumbnail", HOUSEHOLD_READERS
+        "photo image", "GET", lambda t: f"sync/photos/{t.with_photo().id}/image?variant=thumbnail", VISIT_READERS
     ),
     Endpoint("meeting detail", "GET", lambda t: f"meetings/{t.with_outreach().meeting.id}",
              PLAN_READERS | {Role.COMMISSIONER.value}),

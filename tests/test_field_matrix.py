@@ -66,6 +66,10 @@ CONCERN = fields(
 CONCERN_DETAIL = CONCERN | fields("description", "resident_id", "transitions") | fields(
     "from_status", "to_status", "reason", "by_id", "at", prefix="transitions[]."
 )
+CONCERN_REPORTER = CONCERN - fields("case_id")
+CONCERN_DETAIL_REPORTER = CONCERN_REPORTER | fields("description", "resident_id", "transitions") | fields(
+    "from_status", "to_status", "at", prefix="transitions[]."
+)
 CONCERN_STATUS = fields("view", "id", "status", "neighborhood_id", "created_at", "updated_at")
 MEETING = fields("id", "neighborhood_id", "held_on", "attendees", "concern_count", "watch_count")
 MEETING_DETAIL = MEETING | fields("notes")
@@ -146,9 +150,9 @@ MATRIX: dict[str, dict[str, object]] = {
     "households":              {C: HOUSEHOLD, S: HOUSEHOLD, W: HOUSEHOLD, M: HOUSEHOLD, A: EMPTY},
     "household detail":        {C: HOUSEHOLD_DETAIL, S: HOUSEHOLD_DETAIL, W: HOUSEHOLD_DETAIL, M: HOUSEHOLD_DETAIL,
                                 A: REFUSED},
-    "concerns: own item":      {C: CONCERN, S: CONCERN, W: CONCERN, M: CONCERN, A: EMPTY},
+    "concerns: own item":      {C: CONCERN, S: CONCERN, W: CONCERN, M: CONCERN_REPORTER, A: EMPTY},
     "concerns: other's item":  {C: CONCERN, S: CONCERN, W: CONCERN, M: CONCERN_STATUS, A: EMPTY},
-    "concern detail: own":     {C: CONCERN_DETAIL, S: CONCERN_DETAIL, W: CONCERN_DETAIL, M: CONCERN_DETAIL,
+    "concern detail: own":     {C: CONCERN_DETAIL, S: CONCERN_DETAIL, W: CONCERN_DETAIL, M: CONCERN_DETAIL_REPORTER,
                                 A: REFUSED},
     "concern detail: other's": {C: CONCERN_DETAIL, S: CONCERN_DETAIL, W: CONCERN_DETAIL, M: CONCERN_STATUS,
                                 A: REFUSED},
@@ -161,7 +165,7 @@ MATRIX: dict[str, dict[str, object]] = {
     "me/overdue":              {C: OVERDUE_NONE, S: OVERDUE_NONE, W: OVERDUE_CASES, M: OVERDUE_WATCHES, A: OVERDUE_NONE},
     "me/schedule":             {C: EMPTY, S: EMPTY, W: SCHEDULED_VISIT, M: EMPTY, A: EMPTY},
     "partner schedule":        {C: SCHEDULED_VISIT, S: SCHEDULED_VISIT, W: SCHEDULED_VISIT, M: REFUSED, A: REFUSED},
-    "photo state":             {C: PHOTO, S: PHOTO, W: PHOTO, M: PHOTO, A: REFUSED},
+    "photo state":             {C: PHOTO, S: PHOTO, W: PHOTO, M: REFUSED, A: REFUSED},
 }
 
 # What a device pulls, by kind: the data of each change (the sync has no other field filter).

@@ -4,7 +4,8 @@ model; every endpoint goes through these functions.
 - coordinator: everything of the municipality, and the only role that writes plans;
 - supervisor: reads everything of the municipality (read-only);
 - outreach_worker: their corporation's schedule (and their own), campaigns' metadata;
-- commissioner, admin: campaigns' metadata and progress only (no household schedules).
+- commissioner, admin: campaigns' metadata and progress only (no household schedules, no visit
+  records or their photos).
 
 Writes from the field (sync push kinds, photos) are decided here too, so that the API and the sync
 ask the same functions; the read-only supervisor may do none of them.
@@ -12,7 +13,7 @@ ask the same functions; the read-only supervisor may do none of them.
 
 from django.db.models import QuerySet
 
-from accounts.access import is_read_only
+from accounts.access import is_read_only, municipality_id_of
 from accounts.models import User
 from accounts.roles import Role
 from backend.errors import Forbidden
@@ -23,11 +24,11 @@ PLAN_READERS = (Role.COORDINATOR, Role.SUPERVISOR)
 
 
 def visible_partners(user: User) -> QuerySet[PartnerOrganization]:
-    return PartnerOrganization.objects.filter(municipality_id=user.municipality_id)
+    return PartnerOrganization.objects.filter(municipality_id=municipality_id_of(user))
 
 
 def visible_campaigns(user: User) -> QuerySet[Campaign]:
-    return Campaign.objects.filter(municipality_id=user.municipality_id)
+    return Campaign.objects.filter(municipality_id=municipality_id_of(user))
 
 
 def require_coordinator(user: User) -> None:
@@ -42,10 +43,10 @@ def require_plan_reader(user: User) -> None:
 
 def visible_scheduled_visits(user: User) -> QuerySet[ScheduledVisit]:
     if user.role in PLAN_READERS:
-        return ScheduledVisit.objects.filter(municipality_id=user.municipality_id)
+        return ScheduledVisit.objects.filter(municipality_id=municipality_id_of(user))
     if user.role == Role.OUTREACH_WORKER:
         return ScheduledVisit.objects.filter(
-            municipality_id=user.municipality_id, partner_organization_id=user.partner_organization_id
+            municipality_id=municipality_id_of(user), partner_organization_id=user.partner_organization_id
         )
     return ScheduledVisit.objects.none()
 
@@ -58,19 +59,19 @@ def may_read_partner_schedule(user: User, partner: PartnerOrganization) -> bool:
 
 def visible_hearings(user: User) -> QuerySet[Hearing]:
     if user.role in PLAN_READERS:
-        return Hearing.objects.filter(municipality_id=user.municipality_id)
+        return Hearing.objects.filter(municipality_id=municipality_id_of(user))
     return Hearing.objects.none()
 
 
 def visible_planning_jobs(user: User) -> QuerySet[PlanningJob]:
     if user.role in PLAN_READERS:
-        return PlanningJob.objects.filter(municipality_id=user.municipality_id)
+        return PlanningJob.objects.filter(municipality_id=municipality_id_of(user))
     return PlanningJob.objects.none()
 
 
 def visible_workers(user: User) -> QuerySet[User]:
     """Outreach workers whose availability this user may read."""
-    workers = User.objects.filter(municipality_id=user.municipality_id, role=Role.OUTREACH_WORKER)
+    workers = User.objects.filter(municipality_id=municipality_id_of(user), role=Role.OUTREACH_WORKER)
     if user.role in PLAN_READERS:
         return workers
     if user.role == Role.OUTREACH_WORKER:
@@ -84,9 +85,13 @@ FIELD_RECORDERS = (Role.COORDINATOR, Role.OUTREACH_WORKER)
 
 
 def visible_visit_records(user: User) -> QuerySet[VisitRecord]:
-    """Visit records of the households the user may see."""
+    """Visit records (and so their photos) of the households the user may see. They are the survey's
+    record of a door (who answered, what was seen): the municipality's offices and the corporations
+    that visit, not a 民生委員, who follows people through concerns and 見守り instead."""
+    if user.role not in (Role.COORDINATOR, Role.SUPERVISOR, Role.OUTREACH_WORKER):
+        return VisitRecord.objects.none()
     return VisitRecord.objects.filter(
-        municipality_id=user.municipality_id, household__in=visible_households(user).values("pk")
+        municipality_id=municipality_id_of(user), household__in=visible_households(user).values("pk")
     )
 
 

@@ -4,13 +4,15 @@ import datetime as dt
 from uuid import UUID
 
 from django.db.models import Count, Prefetch, Q
-from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 from ninja.pagination import paginate
 
+from accounts.access import municipality_id_of, municipality_of
 from accounts.models import User
 from accounts.roles import Role
+from api.auth import AuthedRequest
+from api.output import with_output_attrs
 from api.pagination import Paginated
 from audit.services import record_read
 from backend.errors import Forbidden, InvalidInput
@@ -47,7 +49,7 @@ MAX_RANGE_DAYS = 92
 
 
 @router.get("/partners", response=list[PartnerOut], summary="アウトリーチ受託法人")
-def list_partners(request: HttpRequest):
+def list_partners(request: AuthedRequest):
     return list(
         access.visible_partners(request.auth).annotate(
             worker_count=Count("workers", filter=Q(workers__is_active=True, workers__role=Role.OUTREACH_WORKER))
@@ -56,7 +58,7 @@ def list_partners(request: HttpRequest):
 
 
 @router.get("/partners/{partner_id}", response=PartnerOut, summary="One partner corporation")
-def get_partner(request: HttpRequest, partner_id: int):
+def get_partner(request: AuthedRequest, partner_id: int):
     return get_object_or_404(
         access.visible_partners(request.auth).annotate(worker_count=Count("workers")), pk=partner_id
     )
@@ -74,18 +76,18 @@ def _worker_out(worker: User) -> dict:
     }
 
 
-def _workers(request: HttpRequest):
+def _workers(request: AuthedRequest):
     return access.visible_workers(request.auth).select_related("availability").prefetch_related("days_off")
 
 
 @router.get("/partners/{partner_id}/workers", response=list[WorkerOut], summary="A corporation's workers and availability")
-def list_workers(request: HttpRequest, partner_id: int):
+def list_workers(request: AuthedRequest, partner_id: int):
     partner = get_object_or_404(access.visible_partners(request.auth), pk=partner_id)
     return [_worker_out(w) for w in _workers(request).filter(partner_organization=partner).order_by("username")]
 
 
 @router.put("/workers/{worker_id}/availability", response=WorkerOut, summary="Set a worker's weekdays and hours (coordinators)")
-def set_availability(request: HttpRequest, worker_id: int, payload: AvailabilityIn):
+def set_availability(request: AuthedRequest, worker_id: int, payload: AvailabilityIn):
     access.require_coordinator(request.auth)
     worker = get_object_or_404(_workers(request), pk=worker_id)
     services.set_availability(worker=worker, **payload.model_dump())
@@ -93,7 +95,7 @@ def set_availability(request: HttpRequest, worker_id: int, payload: Availability
 
 
 @router.post("/workers/{worker_id}/days-off", response=WorkerOut, summary="Add days off (coordinators, or the worker)")
-def add_days_off(request: HttpRequest, worker_id: int, payload: DaysOffIn):
+def add_days_off(request: AuthedRequest, worker_id: int, payload: DaysOffIn):
     worker = get_object_or_404(_workers(request), pk=worker_id)
     if request.auth.role != Role.COORDINATOR and request.auth.pk != worker.pk:
         raise Forbidden("Only coordinators and the worker themself record days off.")
@@ -104,7 +106,7 @@ def add_days_off(request: HttpRequest, worker_id: int, payload: DaysOffIn):
 # --- campaigns -----------------------------------------------------------------------------------
 
 
-def _campaigns(request: HttpRequest):
+def _campaigns(request: AuthedRequest):
     return access.visible_campaigns(request.auth).prefetch_related(
         Prefetch("targets", queryset=CampaignNeighborhood.objects.order_by("position"))
     )
@@ -112,7 +114,7 @@ def _campaigns(request: HttpRequest):
 
 @router.get("/campaigns", response=list[CampaignOut], summary="Survey campaigns (世帯訪問調査)")
 @paginate(Paginated)
-def list_campaigns(request: HttpRequest, fiscal_year: int | None = None, status: str | None = None):
+def list_campaigns(request: AuthedRequest, fiscal_year: int | None = None, status: str | None = None):
     campaigns = _campaigns(request)
     if fiscal_year:
         campaigns = campaigns.filter(fiscal_year=fiscal_year)
@@ -122,19 +124,19 @@ def list_campaigns(request: HttpRequest, fiscal_year: int | None = None, status:
 
 
 @router.post("/campaigns", response={201: CampaignOut}, summary="Create a campaign (coordinators)")
-def create_campaign(request: HttpRequest, payload: CampaignIn):
+def create_campaign(request: AuthedRequest, payload: CampaignIn):
     access.require_coordinator(request.auth)
-    campaign = services.create_campaign(municipality=request.auth.municipality, by=request.auth, **payload.model_dump())
+    campaign = services.create_campaign(municipality=municipality_of(request.auth), by=request.auth, **payload.model_dump())
     return Status(201, get_object_or_404(_campaigns(request), pk=campaign.pk))
 
 
 @router.get("/campaigns/{campaign_id}", response=CampaignOut, summary="One campaign")
-def get_campaign(request: HttpRequest, campaign_id: int):
+def get_campaign(request: AuthedRequest, campaign_id: int):
     return get_object_or_404(_campaigns(request), pk=campaign_id)
 
 
 @router.patch("/campaigns/{campaign_id}", response=CampaignOut, summary="Edit, start or close a campaign (coordinators)")
-def update_campaign(request: HttpRequest, campaign_id: int, payload: CampaignPatch):
+def update_campaign(request: AuthedRequest, campaign_id: int, payload: CampaignPatch):
     access.require_coordinator(request.auth)
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
     services.update_campaign(campaign=campaign, changes=payload.model_dump(exclude_unset=True))
@@ -142,7 +144,7 @@ def update_campaign(request: HttpRequest, campaign_id: int, payload: CampaignPat
 
 
 @router.put("/campaigns/{campaign_id}/targets", response=CampaignOut, summary="The campaign's 自治会, in order (coordinators)")
-def set_targets(request: HttpRequest, campaign_id: int, payload: TargetsIn):
+def set_targets(request: AuthedRequest, campaign_id: int, payload: TargetsIn):
     access.require_coordinator(request.auth)
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
     services.set_targets(campaign=campaign, neighborhood_ids=payload.neighborhood_ids)
@@ -150,13 +152,13 @@ def set_targets(request: HttpRequest, campaign_id: int, payload: TargetsIn):
 
 
 @router.get("/campaigns/{campaign_id}/allocations", response=list[AllocationOut], summary="自治会 → corporation")
-def list_allocations(request: HttpRequest, campaign_id: int):
+def list_allocations(request: AuthedRequest, campaign_id: int):
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
     return list(campaign.allocations.order_by("neighborhood_id"))
 
 
 @router.put("/campaigns/{campaign_id}/allocations", response=list[AllocationOut], summary="Allocate 自治会 to corporations (coordinators)")
-def set_allocations(request: HttpRequest, campaign_id: int, payload: AllocationsIn):
+def set_allocations(request: AuthedRequest, campaign_id: int, payload: AllocationsIn):
     access.require_coordinator(request.auth)
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
     services.set_allocations(
@@ -169,7 +171,7 @@ def set_allocations(request: HttpRequest, campaign_id: int, payload: Allocations
 
 
 @router.post("/campaigns/{campaign_id}/hearings", response={201: HearingOut}, summary="Record a ヒアリング (coordinators)")
-def record_hearing(request: HttpRequest, campaign_id: int, payload: HearingIn):
+def record_hearing(request: AuthedRequest, campaign_id: int, payload: HearingIn):
     access.require_coordinator(request.auth)
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
     hood = get_object_or_404(visible_neighborhoods(request.auth), pk=payload.neighborhood_id)
@@ -178,33 +180,32 @@ def record_hearing(request: HttpRequest, campaign_id: int, payload: HearingIn):
         attendees=[a.model_dump() for a in payload.attendees], notes=payload.notes,
         priorities=[(p.household_id, p.reason) for p in payload.priorities], by=request.auth,
     )
-    hearing.priority_count = len(payload.priorities)
-    return Status(201, hearing)
+    return Status(201, with_output_attrs(hearing, priority_count=len(payload.priorities)))
 
 
 @router.get("/campaigns/{campaign_id}/hearings", response=list[HearingOut], summary="Hearings of a campaign")
-def list_hearings(request: HttpRequest, campaign_id: int):
+def list_hearings(request: AuthedRequest, campaign_id: int):
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
     return list(access.visible_hearings(request.auth).filter(campaign=campaign).annotate(priority_count=Count("priorities")))
 
 
 @router.get("/hearings/{hearing_id}", response=HearingDetailOut, summary="A hearing with its notes and priority households (audited)")
-def get_hearing(request: HttpRequest, hearing_id: int):
+def get_hearing(request: AuthedRequest, hearing_id: int):
     hearing: Hearing = get_object_or_404(
         access.visible_hearings(request.auth).annotate(priority_count=Count("priorities")), pk=hearing_id
     )
-    hearing.priorities_list = [
+    priorities = [
         {"household_id": str(p.household_id), "reason": p.priority_reason} for p in hearing.priorities.order_by("pk")
     ]
     record_read(request, hearing, basis=f"role:{request.auth.role}")
     return {**{f: getattr(hearing, f) for f in ("id", "neighborhood_id", "held_on", "attendees", "priority_count", "notes")},
-            "priorities": hearing.priorities_list}
+            "priorities": priorities}
 
 
 # --- planning ------------------------------------------------------------------------------------
 
 
-def _request_plan(request: HttpRequest, campaign_id: int, kind: str, payload: SchedulePlanIn | None):
+def _request_plan(request: AuthedRequest, campaign_id: int, kind: str, payload: SchedulePlanIn | None):
     access.require_coordinator(request.auth)
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
     job = services.request_planning(
@@ -215,22 +216,22 @@ def _request_plan(request: HttpRequest, campaign_id: int, kind: str, payload: Sc
 
 
 @router.post("/campaigns/{campaign_id}/plan", response={202: JobOut}, summary="Generate the schedule (a background job)")
-def generate_schedule(request: HttpRequest, campaign_id: int, payload: SchedulePlanIn | None = None):
+def generate_schedule(request: AuthedRequest, campaign_id: int, payload: SchedulePlanIn | None = None):
     return _request_plan(request, campaign_id, PlanningJob.Kind.GENERATE, payload)
 
 
 @router.post("/campaigns/{campaign_id}/replan", response={202: JobOut}, summary="Re-plan, keeping done and handed-out visits")
-def replan_schedule(request: HttpRequest, campaign_id: int, payload: SchedulePlanIn | None = None):
+def replan_schedule(request: AuthedRequest, campaign_id: int, payload: SchedulePlanIn | None = None):
     return _request_plan(request, campaign_id, PlanningJob.Kind.REPLAN, payload)
 
 
 @router.get("/planning-jobs/{job_id}", response=JobOut, summary="A planning job's status and progress")
-def get_job(request: HttpRequest, job_id: UUID):
+def get_job(request: AuthedRequest, job_id: UUID):
     return get_object_or_404(access.visible_planning_jobs(request.auth), pk=job_id)
 
 
 @router.get("/campaigns/{campaign_id}/progress", summary="Progress per 自治会 and per corporation")
-def campaign_progress(request: HttpRequest, campaign_id: int):
+def campaign_progress(request: AuthedRequest, campaign_id: int):
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
     return services.campaign_progress(campaign)
 
@@ -256,12 +257,12 @@ def _schedule(qs, date_from: dt.date, date_to: dt.date):
 
 
 @router.get("/me/schedule", response=list[ScheduledVisitOut], summary="My visits for a date range (workers)")
-def my_schedule(request: HttpRequest, date_from: dt.date, date_to: dt.date):
+def my_schedule(request: AuthedRequest, date_from: dt.date, date_to: dt.date):
     return _schedule(access.visible_scheduled_visits(request.auth).filter(worker=request.auth), date_from, date_to)
 
 
 @router.get("/workers/{worker_id}/schedule", response=list[ScheduledVisitOut], summary="A worker's visits (the worker, coordinators, supervisors)")
-def worker_schedule(request: HttpRequest, worker_id: int, date_from: dt.date, date_to: dt.date):
+def worker_schedule(request: AuthedRequest, worker_id: int, date_from: dt.date, date_to: dt.date):
     worker = get_object_or_404(access.visible_workers(request.auth), pk=worker_id)
     if request.auth.role == Role.OUTREACH_WORKER and worker.pk != request.auth.pk:
         raise Forbidden("Workers see their own schedule; the corporation's schedule is at /partners/{id}/schedule.")
@@ -269,7 +270,7 @@ def worker_schedule(request: HttpRequest, worker_id: int, date_from: dt.date, da
 
 
 @router.get("/partners/{partner_id}/schedule", response=list[ScheduledVisitOut], summary="A corporation's visits (its staff, coordinators)")
-def partner_schedule(request: HttpRequest, partner_id: int, date_from: dt.date, date_to: dt.date):
+def partner_schedule(request: AuthedRequest, partner_id: int, date_from: dt.date, date_to: dt.date):
     partner = get_object_or_404(access.visible_partners(request.auth), pk=partner_id)
     if not access.may_read_partner_schedule(request.auth, partner):
         raise Forbidden("Only the corporation's staff, coordinators and supervisors see its schedule.")
@@ -277,16 +278,16 @@ def partner_schedule(request: HttpRequest, partner_id: int, date_from: dt.date, 
 
 
 @router.post("/scheduled-visits/{visit_id}/reassign", response=ScheduledVisitOut, summary="Give a visit to another worker (coordinators)")
-def reassign_visit(request: HttpRequest, visit_id: UUID, payload: ReassignVisitIn):
+def reassign_visit(request: AuthedRequest, visit_id: UUID, payload: ReassignVisitIn):
     access.require_coordinator(request.auth)
     visit = get_object_or_404(access.visible_scheduled_visits(request.auth), pk=visit_id)
-    worker = get_object_or_404(User.objects.filter(municipality_id=request.auth.municipality_id), pk=payload.worker_id)
+    worker = get_object_or_404(User.objects.filter(municipality_id=municipality_id_of(request.auth)), pk=payload.worker_id)
     services.reassign_visit(visit=visit, worker=worker)
     return get_object_or_404(access.visible_scheduled_visits(request.auth).select_related("household"), pk=visit_id)
 
 
 @router.post("/scheduled-visits/{visit_id}/outcome", response=ScheduledVisitOut, summary="Record what happened at the door (the visit's worker)")
-def record_outcome(request: HttpRequest, visit_id: UUID, payload: OutcomeIn):
+def record_outcome(request: AuthedRequest, visit_id: UUID, payload: OutcomeIn):
     visit = get_object_or_404(access.visible_scheduled_visits(request.auth), pk=visit_id)
     if visit.worker_id != request.auth.pk and request.auth.role != Role.COORDINATOR:
         raise Forbidden("Only the visit's worker or a coordinator records its outcome.")
@@ -298,13 +299,13 @@ def record_outcome(request: HttpRequest, visit_id: UUID, payload: OutcomeIn):
     "/campaigns/{campaign_id}/neighborhoods/{neighborhood_id}/reassign",
     summary="Hand a 自治会 to another corporation or worker (coordinators)",
 )
-def reassign_neighborhood(request: HttpRequest, campaign_id: int, neighborhood_id: int, payload: ReassignNeighborhoodIn):
+def reassign_neighborhood(request: AuthedRequest, campaign_id: int, neighborhood_id: int, payload: ReassignNeighborhoodIn):
     access.require_coordinator(request.auth)
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
     hood = get_object_or_404(visible_neighborhoods(request.auth), pk=neighborhood_id)
     partner = get_object_or_404(access.visible_partners(request.auth), pk=payload.partner_organization_id)
     worker = (
-        get_object_or_404(User.objects.filter(municipality_id=request.auth.municipality_id), pk=payload.worker_id)
+        get_object_or_404(User.objects.filter(municipality_id=municipality_id_of(request.auth)), pk=payload.worker_id)
         if payload.worker_id else None
     )
     return services.reassign_neighborhood(campaign=campaign, neighborhood=hood, partner=partner, worker=worker)

@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from ninja import Router, Schema, Status
 
+from api.auth import AuthedRequest
 from audit.services import record_read
 from backend.errors import NotFound, TsunaguError
 from visits import photo_service
@@ -116,7 +117,7 @@ def read_limited_body(request: HttpRequest, limit: int) -> bytes:
     ),
     openapi_extra=_UPLOAD_DOC,
 )
-def upload_photo(request: HttpRequest, photo_id: UUID, visit_id: UUID):
+def upload_photo(request: AuthedRequest, photo_id: UUID, visit_id: UUID):
     photo_service.require_uploader(request.auth)  # before reading megabytes for nothing
     photo_service.attachable_visit(request.auth, visit_id)
     data = read_limited_body(request, photo_service.max_upload_bytes())
@@ -125,7 +126,7 @@ def upload_photo(request: HttpRequest, photo_id: UUID, visit_id: UUID):
 
 
 @router.get("/{photo_id}", response=PhotoOut, summary="A photo's processing state")
-def get_photo(request: HttpRequest, photo_id: UUID):
+def get_photo(request: AuthedRequest, photo_id: UUID):
     return _photo_out(get_object_or_404(photo_service.visible_photos(request.auth), pk=photo_id))
 
 
@@ -136,7 +137,7 @@ def get_photo(request: HttpRequest, photo_id: UUID):
     description="Not cached by anyone (`Cache-Control: private, no-store`). 404 until the photo is ready.",
     openapi_extra=_IMAGE_DOC,
 )
-def photo_image(request: HttpRequest, photo_id: UUID, variant: Variant = "resized"):
+def photo_image(request: AuthedRequest, photo_id: UUID, variant: Variant = "resized"):
     photo = get_object_or_404(photo_service.visible_photos(request.auth), pk=photo_id)
     if photo.status != Photo.Status.READY:
         raise NotFound(f"The photo is not ready (status: {photo.status}).", code="photo_not_ready")

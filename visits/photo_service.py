@@ -32,10 +32,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from PIL import Image
 
-from accounts.access import is_read_only
+from accounts.access import is_read_only, municipality_id_of
 from accounts.models import User
 from backend.errors import Conflict, Forbidden, InvalidInput
-from neighborhoods.access import residents_basis, visible_households
+from neighborhoods.access import residents_basis
 from visits import access
 from visits.models import Photo, VisitRecord
 from visits.photos import (
@@ -126,9 +126,9 @@ def visible_visits(user: User) -> QuerySet[VisitRecord]:
 
 
 def visible_photos(user: User) -> QuerySet[Photo]:
-    """Photos of the visits the user may see (another municipality's, or another 自治会's: none)."""
+    """Photos of the visit records the user may see (access.visible_visit_records decides)."""
     return Photo.objects.filter(
-        municipality_id=user.municipality_id, visit_record__household__in=visible_households(user).values("pk")
+        municipality_id=municipality_id_of(user), visit_record__in=access.visible_visit_records(user).values("pk")
     )
 
 

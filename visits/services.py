@@ -113,7 +113,7 @@ def _check_no_running_overlap(campaign: Campaign, neighborhood_ids: Iterable[int
              "campaign": c.campaign.name}
             for c in clashes
         ]
-        names = ", ".join(sorted({d["neighborhood"] for d in details}))
+        names = ", ".join(sorted({c.neighborhood.name for c in clashes}))
         raise Conflict(f"These 自治会 are already in a running campaign: {names}.", code="neighborhood_in_running_campaign",
                        details=details)
 
@@ -294,7 +294,7 @@ def validate_plannable(*, campaign: Campaign, kind: str, from_date: dt.date) -> 
         if kind == PlanningJob.Kind.REPLAN else []
     )
     needs = _households_to_plan(campaign, also=released).values("neighborhood_id")
-    per_partner: dict[int, int] = defaultdict(int)
+    per_partner: dict[int | None, int] = defaultdict(int)  # None: 自治会 without a partner
     for row in needs:
         per_partner[allocations.get(row["neighborhood_id"])] += 1
     for partner in partners:
@@ -431,9 +431,11 @@ def _plan(job: PlanningJob) -> dict:
             bands=tuple(campaign.time_bands),
         )
         label = f"planning {partner.name}"
-        plans[partner_id] = planning.plan_partner(
-            request, progress=lambda f, i=i, label=label: _set_progress(job, (i + f) / count, label)
-        )
+
+        def progress(f: float, i: int = i, label: str = label) -> None:
+            _set_progress(job, (i + f) / count, label)
+
+        plans[partner_id] = planning.plan_partner(request, progress=progress)
     with transaction.atomic():
         return _write_plan(job, plans, partners, households, states, released, from_date)
 

@@ -18,7 +18,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid5
 
 import pghistory
@@ -27,6 +27,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from accounts.access import municipality_id_of
 from accounts.models import User
 from accounts.roles import Role
 from api.geo import point_out
@@ -100,7 +101,7 @@ def register_device(*, user: User, token, device_id: UUID, name: str, platform: 
     if device is None:
         device, _ = Device.objects.get_or_create(
             id=_device_key(user, device_id), user=user,
-            defaults={"municipality_id": user.municipality_id, "token": token, "name": name,
+            defaults={"municipality_id": municipality_id_of(user), "token": token, "name": name,
                       "platform": platform},
         )
         return device
@@ -196,7 +197,8 @@ class BatchContext:
     def __init__(self, user: User, ops: list[dict]) -> None:
         ids = set()
         for op in ops:
-            data = op.get("data") if isinstance(op.get("data"), dict) else {}
+            raw = op.get("data")
+            data = raw if isinstance(raw, dict) else {}
             for key in ("household_id", "id"):
                 with contextlib.suppress(ValueError):
                     ids.add(str(UUID(str(data.get(key)))))
@@ -280,7 +282,7 @@ def _claim(user: User, device: Device, claimable: dict[str, tuple[str, str]]) ->
             " SELECT v.op_id, %s, %s, %s, v.kind, v.digest, '{}'::jsonb, now()"
             " FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS v(op_id, kind, digest)"
             " ON CONFLICT (op_id) DO NOTHING RETURNING op_id",
-            [user.municipality_id, str(device.pk), user.pk, ids,
+            [municipality_id_of(user), str(device.pk), user.pk, ids,
              [claimable[i][0] for i in ids], [claimable[i][1] for i in ids]],
         )
         return {str(row[0]) for row in cursor.fetchall()}
@@ -320,7 +322,8 @@ def _apply_claimed(user: User, device: Device, op: dict, context: BatchContext) 
 def _touches_tracked_tables(op: dict) -> bool:
     """Ops that change rows with a write history (households, scheduled visits) run inside a
     pghistory context naming the user, device and op."""
-    data = op.get("data") if isinstance(op.get("data"), dict) else {}
+    raw = op.get("data")
+    data = raw if isinstance(raw, dict) else {}
     return op.get("kind") == "household.update" or bool(data.get("scheduled_visit_id"))
 
 
@@ -333,7 +336,10 @@ def _earlier_result(op: dict, digest: str, user: User, earlier: SyncOperation) -
     return {"op_id": str(op["op_id"]), **result}
 
 
-def _parse(model: type[BaseModel], data: Any) -> BaseModel:
+P = TypeVar("P", bound=BaseModel)
+
+
+def _parse(model: type[P], data: Any) -> P:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -349,13 +355,13 @@ def apply_visit_create(*, user: User, device: Device, op: dict, context: BatchCo
     scheduled = None
     if data.scheduled_visit_id:
         scheduled = ScheduledVisit.objects.filter(
-            pk=data.scheduled_visit_id, household=household, municipality_id=user.municipality_id
+            pk=data.scheduled_visit_id, household=household, municipality_id=municipality_id_of(user)
         ).first()
         if scheduled is None or (user.role == Role.OUTREACH_WORKER and scheduled.partner_organization_id != user.partner_organization_id):
             raise Rejected("not_assigned", "No such scheduled visit for this household in your corporation.")
     form = None
     if data.form_version is not None:
-        form = context.form(user.municipality_id, data.form_key, data.form_version)
+        form = context.form(municipality_id_of(user), data.form_key, data.form_version)
         if form is None:
             raise Rejected("unknown_form", f"No form {data.form_key!r} version {data.form_version}.")
         errors = forms.answer_errors(form.definition, data.answers, complete=data.outcome == "met")
@@ -365,7 +371,7 @@ def apply_visit_create(*, user: User, device: Device, op: dict, context: BatchCo
         raise Rejected("invalid_answers", "Answers need the form_version they were made with.")
     earlier = None
     if data.supersedes:
-        earlier = VisitRecord.objects.filter(pk=data.supersedes, municipality_id=user.municipality_id, household=household).first()
+        earlier = VisitRecord.objects.filter(pk=data.supersedes, municipality_id=municipality_id_of(user), household=household).first()
         if earlier is None:
             raise Rejected("unknown_record", "The record to supersede does not exist for this household.")
         if VisitRecord.objects.filter(supersedes=earlier).exists():
@@ -375,7 +381,7 @@ def apply_visit_create(*, user: User, device: Device, op: dict, context: BatchCo
     accuracy = data.location.accuracy_m if data.location else None
     implausible = distance is not None and distance > max(IMPLAUSIBLE_MIN_M, 3 * (accuracy or 0))
     record = VisitRecord.objects.create(
-        id=data.id, municipality_id=user.municipality_id, household=household, scheduled_visit=scheduled,
+        id=data.id, municipality_id=municipality_id_of(user), household=household, scheduled_visit=scheduled,
         worker=user, device=device, op_id=op["op_id"], outcome=data.outcome, met_person=data.met_person,
         form=form, answers=data.answers, notes=data.notes, concerns=data.concerns, visited_at=data.visited_at,
         location=location, accuracy_m=accuracy, distance_m=distance, location_implausible=implausible,
@@ -424,7 +430,7 @@ def apply_household_update(*, user: User, device: Device, op: dict, context: Bat
         changes["living_arrangement"] = ""
     if locked.version != base:
         EditConflict.objects.create(
-            municipality_id=user.municipality_id, kind="household", object_id=str(locked.pk), base_version=base,
+            municipality_id=municipality_id_of(user), kind="household", object_id=str(locked.pk), base_version=base,
             server_version=locked.version, proposed=_jsonable(op.get("data")), server_copy=household_data(locked),
             op_id=op["op_id"], user=user,
         )
@@ -466,7 +472,7 @@ def visible_set(user: User) -> dict[tuple[str, str], int]:
     """What this user's device may hold now, with each row's change_seq. Bounded: a worker's
     schedule window and its households, a commissioner's 自治会, and the forms."""
     visible: dict[tuple[str, str], int] = {}
-    for form_id, seq in SurveyForm.objects.filter(municipality_id=user.municipality_id, published=True).values_list("pk", "change_seq"):
+    for form_id, seq in SurveyForm.objects.filter(municipality_id=municipality_id_of(user), published=True).values_list("pk", "change_seq"):
         visible[("form", str(form_id))] = seq
     if user.role == Role.OUTREACH_WORKER:
         today = timezone.localdate()

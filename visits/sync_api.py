@@ -3,9 +3,10 @@
 from typing import Any
 from uuid import UUID
 
-from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 
+from accounts.access import municipality_id_of
+from api.auth import AuthedRequest
 from api.schemas import BodySchema
 from backend.errors import InvalidInput
 from backend.text import Line
@@ -74,7 +75,7 @@ class FormOut(Schema):
 
 
 @router.post("/devices", response={201: SyncDeviceOut}, summary="Register this device for sync (tied to its token)")
-def register_device(request: HttpRequest, payload: DeviceIn):
+def register_device(request: AuthedRequest, payload: DeviceIn):
     access.require_device_registrar(request.auth)
     device = sync.register_device(
         user=request.auth, token=getattr(request, "device_token", None), device_id=payload.device_id,
@@ -84,7 +85,7 @@ def register_device(request: HttpRequest, payload: DeviceIn):
 
 
 @router.post("/push", response=PushOut, summary="Apply a batch of offline operations, each at most once")
-def push(request: HttpRequest, payload: PushIn):
+def push(request: AuthedRequest, payload: PushIn):
     access.require_pusher(request.auth)
     device = sync.device_for(user=request.auth, device_id=payload.device_id)
     ops = [{**op.model_dump(), "op_id": str(op.op_id)} for op in payload.ops]
@@ -92,7 +93,7 @@ def push(request: HttpRequest, payload: PushIn):
 
 
 @router.get("/pull", response=PullOut, summary="Changes after a cursor, and what to purge")
-def pull(request: HttpRequest, device_id: UUID, cursor: str = "", limit: int = 200):
+def pull(request: AuthedRequest, device_id: UUID, cursor: str = "", limit: int = 200):
     if limit < 1 or limit > sync.MAX_PULL_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {sync.MAX_PULL_LIMIT}", details=[{"loc": ["query", "limit"]}])
     device = sync.device_for(user=request.auth, device_id=device_id)
@@ -101,19 +102,19 @@ def pull(request: HttpRequest, device_id: UUID, cursor: str = "", limit: int = 2
 
 
 @router.post("/check", summary="Compare the device's holdings digest; 409 resync_required on a mismatch")
-def check(request: HttpRequest, payload: CheckIn):
+def check(request: AuthedRequest, payload: CheckIn):
     device = sync.device_for(user=request.auth, device_id=payload.device_id)
     sync.check(device=device, holdings=payload.holdings)
     return {"ok": True}
 
 
 @router.get("/forms", response=list[FormOut], summary="Published survey form versions")
-def list_forms(request: HttpRequest):
-    return list(SurveyForm.objects.filter(municipality_id=request.auth.municipality_id, published=True))
+def list_forms(request: AuthedRequest):
+    return list(SurveyForm.objects.filter(municipality_id=municipality_id_of(request.auth), published=True))
 
 
 @router.post("/forms", response={201: FormOut}, summary="Publish a new version of a survey form (coordinators)")
-def publish_form(request: HttpRequest, payload: FormIn):
+def publish_form(request: AuthedRequest, payload: FormIn):
     access.require_coordinator(request.auth)
     form = forms.publish_form(
         municipality=request.auth.municipality, key=payload.key, title=payload.title, definition=payload.definition

@@ -246,7 +246,7 @@ def _gdal_config(key: str, value: str | None) -> Iterator[None]:
 
 
 def _layer(source: DataSource, name: str | None, label: str) -> Layer:
-    names = [layer.name for layer in source]
+    names = [layer.name for layer in source]  # type: ignore[attr-defined]  # iterates by __getitem__; the stubs have no __iter__
     if not names:
         raise BoundaryFileError([f"{label}: the file has no layers"])
     if name is None:
@@ -291,7 +291,7 @@ def _describe(srs: SpatialReference) -> str:
 class _Column(NamedTuple):
     # Fields are read by position: Django looks names up as UTF-8 bytes, which misses a
     # Japanese field name when GDAL hands over raw CP932 (--encoding).
-    index: int
+    position: int  # (not `index`: that is tuple.index)
     name: str
 
 
@@ -357,7 +357,7 @@ def _attributes(
             values[attr] = None
             continue
         try:
-            text = _text(feature[column.index].value)
+            text = _text(feature[column.position].value)
         except UnicodeDecodeError:
             values[attr] = None
             hint = (
@@ -367,8 +367,9 @@ def _attributes(
             problems.append(f"{attr} ({column.name}) {hint}")
             continue
         values[attr] = text
-        if len(text) > _MAX_LENGTH[attr]:
-            problems.append(f"{attr} is longer than {_MAX_LENGTH[attr]} characters")
+        limit = _MAX_LENGTH[attr]
+        if limit is not None and len(text) > limit:
+            problems.append(f"{attr} is longer than {limit} characters")
         elif not text and attr in ("code", "name"):
             problems.append(f"{attr} is empty")
     return values, problems
@@ -414,8 +415,10 @@ def _geometry(feature: Feature, transform: CoordTransform | None) -> tuple[bytes
 
 
 def _has_short_ring(geom: OGRGeometry) -> bool:
-    polygons = list(geom) if geom.geom_type.num == _MULTIPOLYGON else [geom]
-    return any(ring.point_count < 4 for polygon in polygons for ring in polygon)
+    # OGR geometries iterate by __getitem__ (a MultiPolygon its polygons, a Polygon its rings); the
+    # stubs declare no __iter__.
+    polygons: list[OGRGeometry] = list(geom) if geom.geom_type.num == _MULTIPOLYGON else [geom]  # type: ignore[call-overload]
+    return any(ring.point_count < 4 for polygon in polygons for ring in polygon)  # type: ignore[attr-defined]
 
 
 # --- 2. check and repair -------------------------------------------------------------------------
@@ -443,7 +446,7 @@ def _check_and_repair(features: list[_Feature]) -> tuple[list[RepairedFeature], 
     if not features:
         return [], []
     by_number = {f.number: f for f in features}
-    params = {"numbers": list(by_number), "wkbs": [f.wkb for f in features]}
+    params: dict[str, list[int] | list[bytes]] = {"numbers": list(by_number), "wkbs": [f.wkb for f in features]}
     repaired: list[RepairedFeature] = []
     problems: list[_Problem] = []
     with connection.cursor() as cursor:
@@ -455,7 +458,7 @@ def _check_and_repair(features: list[_Feature]) -> tuple[list[RepairedFeature], 
         if geom.empty:
             problems.append((number, f"geometry has no area left after repair ({reason})"))
             continue
-        feature.geom = geom
+        feature.geom = geom  # type: ignore[assignment]  # GEOSGeometry() is the WKB's subclass (ST_Multi: MultiPolygon); the stubs say GEOSGeometry
         if reason:
             repaired.append(RepairedFeature(number=number, code=feature.code, reason=reason))
     return repaired, problems

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import charset_normalizer
 import pghistory
@@ -629,20 +629,23 @@ class _Table:
 
     def on_change(self) -> dict[str, str]:
         """column -> SQL expression, set only on rows that really changed."""
-        exprs = {f.column: "now()" for f in self.model._meta.concrete_fields if getattr(f, "auto_now", False)}
+        exprs = {
+            f.column: "now()" for f in self.model._meta.concrete_fields
+            if f.column is not None and getattr(f, "auto_now", False)  # a concrete field has a column
+        }
         if self.versioned:
             exprs["version"] = "t.version + 1"
         return exprs
 
-    def on_insert(self) -> tuple[dict[str, str], dict[str, object]]:
+    def on_insert(self) -> tuple[dict[str, str], dict[str, Any]]:
         """column -> SQL expression for the columns the file does not give, and their parameters.
         Raw SQL skips Django's Python-side defaults, so they are read off the model here: a field
         added later with a default keeps working without touching this module."""
         given = {"municipality_id", *self.key, *self.columns}
         exprs: dict[str, str] = {}
-        params: dict[str, object] = {}
+        params: dict[str, Any] = {}  # values as get_db_prep_save gives them to the driver
         for f in self.model._meta.concrete_fields:
-            if f.column in given:
+            if f.column is None or f.column in given:  # (a concrete field has a column)
                 continue
             if f.primary_key:
                 if isinstance(f, UUIDField):

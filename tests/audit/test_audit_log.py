@@ -54,3 +54,20 @@ def test_user_changes_leave_a_trigger_written_history_even_for_raw_sql(town):
     assert history[1].role == "coordinator"
     assert history[2].is_active is False
     assert not hasattr(history[0], "password")
+
+
+def test_an_audited_read_records_the_client_behind_a_trusted_proxy_only(town, settings):
+    """The address in an audit row is the one the login limits count: X-Forwarded-For is believed
+    only from a configured proxy."""
+    settings.TSUNAGU_TRUSTED_PROXIES = ["10.9.0.0/16"]
+    client = town.client("coordinator")
+    path = f"households/{town.household.id}"
+    via_proxy = client.get(path, REMOTE_ADDR="10.9.0.5", HTTP_X_FORWARDED_FOR="203.0.113.7")
+    forged = client.get(path, REMOTE_ADDR="198.51.100.9", HTTP_X_FORWARDED_FOR="203.0.113.8")
+    assert via_proxy.status_code == forged.status_code == 200
+    ips = list(
+        AuditEvent.objects.filter(object_id=str(town.household.id), actor=town.users["coordinator"])
+        .order_by("id")
+        .values_list("ip", flat=True)
+    )
+    assert ips == ["203.0.113.7", "198.51.100.9"]

@@ -160,3 +160,25 @@ def test_a_lone_surrogate_in_an_offline_op_is_rejected_alone(town):
     assert r.status_code == 200, r.content
     assert [x["status"] for x in r.json()["results"]] == ["rejected", "applied"]
     assert Concern.objects.filter(reported_by=town.users["commissioner"]).count() == 1
+
+
+def test_the_services_refuse_fact_dates_outside_their_window_whatever_calls_them(town):
+    """Imports, jobs and the admin call the services without the API's schemas: the window holds
+    there too (a contact dated tomorrow would move the case's due date past today's overdue)."""
+
+
+    from backend.errors import InvalidInput
+    from outreach import services
+    from outreach.models import CaseContact, WatchCheckIn
+
+    town.with_outreach()
+    day_after = timezone.localdate() + dt.timedelta(days=1)
+    coordinator = town.users["coordinator"]
+    with pytest.raises(InvalidInput, match="contacted_on"):
+        services.log_contact(case=town.case, by=coordinator, kind="call", contacted_on=day_after, reached=True)
+    with pytest.raises(InvalidInput, match="checked_on"):
+        services.check_in(watch=town.watch, checked_on=dt.date(2062, 1, 1), ok=True, note="", by=coordinator)
+    with pytest.raises(InvalidInput, match="consent_date"):
+        services.record_consent(case=town.case, consent_date=dt.date(1999, 12, 31), scope="支援会議")
+    assert not CaseContact.objects.filter(case=town.case, contacted_on=day_after).exists()
+    assert not WatchCheckIn.objects.filter(arrangement=town.watch).exists()

@@ -45,20 +45,30 @@ def test_a_commissioner_sees_only_the_status_of_anothers_concern(town):
     assert "abuse_dv" not in str(listed)
 
 
-def test_a_commissioner_sees_their_own_concern_whole_and_the_coordinator_sees_all(town):
+def test_a_commissioner_follows_their_own_flag_and_the_coordinator_sees_all(town):
+    """Their own flag: what they wrote and where it went, not the coordinators' reasons or the case."""
+    from outreach import services
+
     mine = town.client("commissioner").post(
         "concerns", {"household_id": str(town.household.id), "categories": ["isolation"], "description": "会話がない"}
     )
     assert mine.status_code == 201, mine.content
+    services.transition_concern(
+        concern=Concern.objects.get(pk=mine.json()["id"]), to="triaged", reason="長男の暴力の疑い",
+        by=town.users["coordinator"],
+    )
     own = town.client("commissioner").get(f"concerns/{mine.json()['id']}").json()
-    assert (own["view"], own["description"], own["categories"]) == ("full", "会話がない", ["isolation"])
+    assert (own["view"], own["description"], own["categories"]) == ("reporter", "会話がない", ["isolation"])
+    assert [(t["from_status"], t["to_status"]) for t in own["transitions"]][-1] == ("new", "triaged")
+    assert all(set(t) == {"from_status", "to_status", "at"} for t in own["transitions"])
+    assert "長男の暴力の疑い" not in str(own) and "case_id" not in own
 
     concern_id = coordinators_concern(town)
     full = town.client("coordinator").get(f"concerns/{concern_id}").json()
     assert full["view"] == "full" and full["categories"] == ["abuse_dv"]
     assert [t["reason"] for t in full["transitions"]] == ["raised", "児相に照会済み"]
     views = {item["id"]: item["view"] for item in town.client("commissioner").get("concerns").json()["items"]}
-    assert views == {mine.json()["id"]: "full", concern_id: "status"}
+    assert views == {mine.json()["id"]: "reporter", concern_id: "status"}
 
 
 def test_the_published_schema_says_which_fields_each_view_has(town):
@@ -72,11 +82,11 @@ def test_the_published_schema_says_which_fields_each_view_has(town):
         return {ref["$ref"].rsplit("/", 1)[-1] for ref in node["oneOf"]}
 
     detail = schema["paths"]["/api/v1/concerns/{concern_id}"]["get"]["responses"][200]["content"]["application/json"]
-    assert one_of(detail["schema"]) == {"ConcernDetailFullOut", "ConcernStatusOut"}
+    assert one_of(detail["schema"]) == {"ConcernDetailFullOut", "ConcernDetailReporterOut", "ConcernStatusOut"}
     page = schema["paths"]["/api/v1/concerns"]["get"]["responses"][200]["content"]["application/json"]["schema"]
     page = components[page["$ref"].rsplit("/", 1)[-1]]
     item = components[page["properties"]["items"]["items"]["$ref"].rsplit("/", 1)[-1]]
-    assert one_of(item) == {"ConcernFullOut", "ConcernStatusOut"}
+    assert one_of(item) == {"ConcernFullOut", "ConcernReporterOut", "ConcernStatusOut"}
     assert set(components["ConcernStatusOut"]["properties"]) == STATUS_KEYS
 
 
@@ -137,7 +147,8 @@ def test_a_pushed_concern_links_only_a_visible_visit_of_its_own_household(town, 
     here = str(town.household.id)
     refused = {
         "another household's visit": (here, _visit(town, neighbour).id),
-        "a visit the commissioner may not see": (here, _visit(town, elsewhere).id),
+        "a visit outside the commissioner's 自治会": (here, _visit(town, elsewhere).id),
+        "a visit of their own 自治会 (visit records are the survey's)": (here, _visit(town, town.household).id),
         "a visit of another municipality": (here, _visit(other_town, other_town.household).id),
         "no such visit": (here, uuid.uuid4()),
         "a visit without the household": (None, _visit(town, town.household).id),
@@ -154,8 +165,11 @@ def test_a_pushed_concern_links_only_a_visible_visit_of_its_own_household(town, 
     assert len(messages) == 1  # nothing tells an existing visit from a missing one
     assert not Concern.objects.exists()
 
+    worker = town.client("outreach_worker")  # the worker at the door links the visit they made
+    worker_device = str(uuid.uuid4())
+    assert worker.post("sync/devices", {"device_id": worker_device}).status_code == 201
     own = _visit(town, town.household)
-    result = _push_concern(client, commissioner_device, household_id=here, visit_record_id=str(own.id))
+    result = _push_concern(worker, worker_device, household_id=here, visit_record_id=str(own.id))
     assert result["status"] == "applied", result
     assert Concern.objects.get(pk=result["id"]).visit_record_id == own.id
 

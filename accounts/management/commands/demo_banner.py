@@ -21,7 +21,7 @@ class Command(BaseCommand):
             f"  API docs        {url}/api/v1/docs",
             f"  health          {url}/api/v1/health",
             f"  map             {url}/map/   (the supervisors' coverage map)",
-            f"  admin           {url}/admin/",
+            f"  admin           {url}/admin/   (platform operators only: manage.py createsuperuser)",
         ]
         existing = set(User.objects.filter(username__in=DEMO_USERNAMES.values()).values_list("username", flat=True))
         if existing:

@@ -161,7 +161,7 @@ class Command(BaseCommand):
         if partner is None:
             partner = PartnerOrganization.objects.create(municipality=town, code="demo-partner", name="デモ法人")
         neighborhoods = list(Neighborhood.objects.filter(municipality=town).order_by("code")[:3])
-        names = {
+        names: dict[str, str] = {
             Role.COORDINATOR: "デモ コーディネーター",
             Role.SUPERVISOR: "デモ 監督者",
             Role.OUTREACH_WORKER: "デモ 訪問員",
