@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
-from django.db import OperationalError
+from django.db import DataError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Throttled, ValidationError
@@ -117,6 +117,14 @@ def install(api: NinjaAPI) -> None:
             response["Retry-After"] = "1"
             return response
         return unexpected(request, exc)
+
+    @api.exception_handler(DataError)
+    def out_of_range(request: HttpRequest, exc: DataError) -> HttpResponse:
+        # The database refused a value its column or type cannot hold (a time zone displacement
+        # beyond ±16 h, a number past its type): the input's fault, so a 422 and not a 500. The
+        # schemas should have caught it first, so it is logged for us to close the gap.
+        logger.warning("%s %s: a value the database cannot hold: %s", request.method, request.path, exc)
+        return error_response(422, "out_of_range", "A value in the request is outside what can be stored.")
 
     @api.exception_handler(Exception)
     def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:

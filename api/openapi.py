@@ -16,6 +16,9 @@ from ninja.openapi.schema import OpenAPISchema
 from ninja.operation import Operation
 from ninja.utils import normalize_path
 
+from api.schemas import publish_text_rule
+from backend.text import LINE_PATTERN
+
 ERROR_REF = "#/components/schemas/Error"
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -88,6 +91,10 @@ class DocumentedNinjaAPI(NinjaAPI):
         schema["components"].setdefault("schemas", {})["Error"] = ERROR_SCHEMA
         for path, method, operation in self._documented_operations(prefix):
             details = schema["paths"][path][method.lower()]
+            for parameter in details.get("parameters") or []:
+                if parameter.get("in") == "query" and isinstance(parameter.get("schema"), dict):
+                    # api.middleware refuses these characters in every query parameter
+                    publish_text_rule(parameter["schema"], LINE_PATTERN)
             under_root = "/" + path.removeprefix(prefix).lstrip("/")
             for status in error_statuses(operation, method, under_root, details):
                 details["responses"].setdefault(status, _error_response(status))

@@ -17,7 +17,7 @@ from ninja import Schema
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 
-from backend.text import check_note, text_problem
+from backend.text import LINE_PATTERN, NOTE_PATTERN, check_note, text_problem
 
 # Ids of rows (bigint keys), and the largest whole number a body may carry anywhere else.
 MAX_ID = 2**63 - 1
@@ -70,7 +70,9 @@ def _wrong_json_type(kind: type, value: Any) -> bool:
     if kind is bool:
         return not isinstance(value, bool)
     if kind is int:
-        return isinstance(value, bool) or not isinstance(value, int)
+        # JSON has one number type: 3.0 is the integer 3 (JSON Schema agrees), 3.5 is not.
+        integral_float = isinstance(value, float) and value.is_integer()
+        return isinstance(value, bool) or not (isinstance(value, int) or integral_float)
     return isinstance(value, bool) or not isinstance(value, int | float)
 
 
@@ -145,10 +147,31 @@ class _InputRules:
         return value
 
 
+def publish_text_rule(node: dict[str, Any], pattern: str) -> None:
+    """Add the text rule's pattern to a property's schema wherever it is a free string (not an
+    enum, a format such as uuid or date, or a pattern of its own)."""
+    if node.get("type") == "string" and not {"enum", "const", "format", "pattern"} & set(node):
+        node["pattern"] = pattern
+    for alternative in node.get("anyOf", ()):
+        publish_text_rule(alternative, pattern)
+    if isinstance(node.get("items"), dict):
+        publish_text_rule(node["items"], pattern)
+
+
+def publish_text_rules(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """The published schema says what the validators refuse: each string property carries the
+    pattern of its text rule (a single line unless declared `Note`)."""
+    properties = schema.get("properties", {})
+    for name, field in cls.model_fields.items():
+        node = properties.get(field.alias or name)
+        if isinstance(node, dict) and name not in getattr(cls, "checked_later", ()):
+            publish_text_rule(node, NOTE_PATTERN if _allows_newlines(field) else LINE_PATTERN)
+
+
 class BodySchema(Schema):
     """The base of every request body schema."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=publish_text_rules)
     # Fields validated later by a schema of their own (the sync push's per-operation `data`), so
     # that one bad operation is rejected alone instead of failing the whole batch.
     checked_later: ClassVar[frozenset[str]] = frozenset()
@@ -167,7 +190,7 @@ class BodySchema(Schema):
 class PayloadModel(BaseModel):
     """The base of the sync push's operation payloads (plain pydantic, parsed per operation)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=publish_text_rules)
 
     @field_validator("*", mode="before")
     @classmethod

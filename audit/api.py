@@ -1,5 +1,3 @@
-from datetime import datetime
-
 from ninja import Router
 from ninja.pagination import paginate
 
@@ -7,6 +5,7 @@ from api.auth import AuthedRequest
 from api.pagination import Paginated
 from audit.access import visible_audit_events
 from audit.schemas import AuditEventOut
+from backend.dates import FactDateTime
 
 router = Router(tags=["audit"])
 
@@ -18,7 +17,7 @@ def list_events(
     object_type: str | None = None,
     object_id: str | None = None,
     actor_id: int | None = None,
-    since: datetime | None = None,
+    since: FactDateTime | None = None,
 ):
     events = visible_audit_events(request.auth)
     if object_type:

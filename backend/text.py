@@ -46,5 +46,17 @@ def check_note(value: str) -> str:
     return value
 
 
+# The same rules as JSON Schema patterns, for the published document (ECMA-262 and Python `re` both
+# read these escapes), so that a client or a fuzzer knows what a string may hold before sending it.
+# Lone surrogates are left out of the pattern: a regex of code points cannot name them (they are
+# not characters), and no UTF-8 client can send one except as a JSON escape, which stays refused.
+_NEVER_CLASS = (
+    "\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f"
+    "\\u202a-\\u202e\\u2066-\\u2069"
+)
+NOTE_PATTERN = f"^[^{_NEVER_CLASS}]*$"
+# `(?!\n)`: Python's `$` also matches before a final line feed; ECMA's does not need it.
+LINE_PATTERN = f"^[^{_NEVER_CLASS}\\u0009\\u000a\\u000d\\u2028\\u2029]*$(?!\\n)"
+
 Line = Annotated[str, AfterValidator(check_line)]
 Note = Annotated[str, AfterValidator(check_note)]

@@ -45,7 +45,7 @@ class AvailabilityIn(BodySchema):
         ..., max_length=7, description="ISO weekdays, 1 = Monday … 5 = Friday (weekends are never scheduled)"
     )
     start_time: LocalTime = dt.time(9, 0)
-    end_time: LocalTime = dt.time(17, 0)
+    end_time: LocalTime = Field(dt.time(17, 0), validate_default=True)  # checked against start_time when defaulted too
 
     @field_validator("end_time")
     @classmethod
@@ -116,7 +116,10 @@ class CampaignOut(Schema):
 
 
 class TargetsIn(BodySchema):
-    neighborhood_ids: list[Id] = Field(..., max_length=5000, description="The campaign's 自治会 in visiting order")
+    neighborhood_ids: list[Id] = Field(
+        ..., max_length=5000, json_schema_extra={"uniqueItems": True},
+        description="The campaign's 自治会 in visiting order, each once",
+    )
 
 
 class AllocationItem(BodySchema):

@@ -92,6 +92,15 @@ def test_numbers_refuse_booleans_and_strings(town, value):
     assert case.cadence_days != 7
 
 
+def test_an_integral_json_number_is_an_integer(town):
+    """JSON has one number type: 1.0 is the integer 1, as JSON Schema (and a generated client) has it."""
+    case = town.with_outreach().case
+    r = town.client("coordinator").patch(f"cases/{case.id}", {"version": float(case.version), "cadence_days": 7.0})
+    assert r.status_code == 200, r.content
+    case.refresh_from_db()
+    assert case.cadence_days == 7
+
+
 def test_booleans_and_ids_refuse_other_json_types(town):
     client = town.client("coordinator")
     err = assert_error_body(client.post(f"watches/{town.with_outreach().watch.id}/check-ins",
@@ -208,3 +217,27 @@ def test_ids_beyond_bigint_are_never_a_500(town, path):
     assert r.status_code in (200, 404, 422), (r.status_code, r.content)
     if r.status_code == 200:
         assert r.json()["count"] == 0
+
+
+def test_a_time_the_database_cannot_hold_is_a_422_not_a_500(town):
+    """Found by the fuzzer (seed 20261202): a zone displacement of +22:08 passes Python's datetime
+    but not PostgreSQL's timestamptz."""
+    client = town.client("coordinator")
+    r = client.get("audit/events", query={"since": "0679-03-30T04:27:52+22:08"})
+    assert_error_body(r, 422, "invalid")
+    assert client.get("audit/events", query={"since": "2026-11-01T00:00:00+09:00"}).status_code == 200
+
+
+def test_targets_list_each_neighborhood_once_and_say_so(town):
+    from api.api import api
+
+    body = api.get_openapi_schema()["components"]["schemas"]["TargetsIn"]
+    assert body["properties"]["neighborhood_ids"]["uniqueItems"] is True
+
+
+def test_a_value_only_the_database_refuses_is_a_422_and_logged(town, caplog):
+    """The safety net behind the schemas: a zone displacement PostgreSQL cannot hold (beyond ±16 h)
+    inside the window is refused as out of range, never a 500."""
+    r = town.client("coordinator").get("audit/events", query={"since": "2026-11-01T00:00:00+17:30"})
+    assert_error_body(r, 422, "out_of_range")
+    assert "cannot hold" in caplog.text

@@ -229,3 +229,55 @@ def test_audit_events_show_address_and_detail(document, town):
     (event,) = r.json()["items"]
     assert event["detail"] == {"variant": "thumbnail"}
     assert event["ip"] == "192.0.2.7"
+
+
+TEXT_SAMPLES = ["山田 太郎", "a\tb", "a\nb", "line\n", "a\x00b", "a\x1fb", "a\x7fb", "a\x85b", "a\u202eb",
+                "a\u2067b", "a\u200fb", "a\u2028b", "", "ｱｲｳ１２３"]
+
+
+def _free_strings(node: Any, where: str):
+    """Every string schema of a request body or query parameter that is not an enum, a format or a
+    constant: the ones whose allowed characters only a pattern can state."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and not {"enum", "const", "format"} & set(node):
+            yield where, node
+        for key, value in node.items():
+            if key in ("properties", "$defs"):
+                for name, sub in value.items():
+                    yield from _free_strings(sub, f"{where}.{name}")
+            elif key in ("anyOf", "oneOf", "allOf"):
+                for sub in value:
+                    yield from _free_strings(sub, where)
+            elif key == "items":
+                yield from _free_strings(value, f"{where}[]")
+
+
+def test_the_text_rule_is_published_and_agrees_with_the_server(document):
+    """What the server refuses in text is what the document says: every free string of a request
+    body and every string query parameter carries a pattern, and the two patterns in use accept
+    exactly the samples the rule of backend.text accepts (read by jsonschema-rs, as validators and
+    the fuzzer read them)."""
+    from backend.text import LINE_PATTERN, NOTE_PATTERN, text_problem
+
+    inputs = {name for name, schema in document["components"]["schemas"].items() if name.endswith("In")}
+    seen_patterns = set()
+    unpatterned = []
+    for name in sorted(inputs):
+        for where, node in _free_strings(document["components"]["schemas"][name], name):
+            if "pattern" not in node:
+                unpatterned.append(where)
+            else:
+                seen_patterns.add(node["pattern"])
+    for path, methods in document["paths"].items():
+        for method, details in methods.items():
+            for parameter in details.get("parameters", []):
+                if parameter["in"] == "query":
+                    for where, node in _free_strings(parameter["schema"], f"{method} {path}?{parameter['name']}"):
+                        if "pattern" not in node:
+                            unpatterned.append(where)
+    assert unpatterned == []
+    assert {LINE_PATTERN, NOTE_PATTERN} <= seen_patterns
+    for pattern, multiline in ((LINE_PATTERN, False), (NOTE_PATTERN, True)):
+        validator = jsonschema_rs.validator_for({"type": "string", "pattern": pattern})
+        for sample in TEXT_SAMPLES:
+            assert validator.is_valid(sample) == (text_problem(sample, multiline=multiline) is None), (pattern, sample)
