@@ -97,7 +97,9 @@ class ConcernIn(BodySchema):
     description: Note = Field("", max_length=10_000)
 
 
-class ConcernOut(Schema):
+class ConcernFlagOut(Schema):
+    """What was flagged and where it stands: the fields every content view of a concern shares."""
+
     id: UUID
     source: str
     status: str
@@ -108,7 +110,6 @@ class ConcernOut(Schema):
     pin: PointOut | None
     place_description: str
     referred_to: str
-    case_id: UUID | None
     reported_by_id: int
     created_at: dt.datetime
     version: int
@@ -116,6 +117,10 @@ class ConcernOut(Schema):
     @staticmethod
     def resolve_pin(obj) -> dict | None:
         return point_out(obj.pin)
+
+
+class ConcernOut(ConcernFlagOut):
+    case_id: UUID | None
 
 
 class TransitionOut(Schema):
@@ -301,27 +306,10 @@ class ConcernStatusStepOut(Schema):
     at: dt.datetime
 
 
-class ConcernReporterOut(Schema):
+class ConcernReporterOut(ConcernFlagOut):
     """A 民生委員's own flag: what they raised and where it stands (no case, no coordinator's notes)."""
 
     view: Literal["reporter"] = Field("reporter", description="The reporter's own flag")
-    id: UUID
-    source: str
-    status: str
-    categories: list[str]
-    urgency: str
-    household_id: UUID | None
-    neighborhood_id: int | None
-    pin: PointOut | None
-    place_description: str
-    referred_to: str
-    reported_by_id: int
-    created_at: dt.datetime
-    version: int
-
-    @staticmethod
-    def resolve_pin(obj) -> dict | None:
-        return point_out(obj.pin)
 
 
 class ConcernDetailReporterOut(ConcernReporterOut):
