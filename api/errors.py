@@ -15,29 +15,9 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Throttled, ValidationError
 from psycopg.errors import DeadlockDetected, LockNotAvailable, SerializationFailure
 
-from backend.errors import RateLimited, TsunaguError
+from backend.errors import CODES_BY_STATUS, RateLimited, TsunaguError, error_body
 
 logger = logging.getLogger("tsunagu.api")
-
-CODES_BY_STATUS = {
-    400: "bad_request",
-    401: "not_authenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "too_large",
-    415: "unsupported_media_type",
-    422: "invalid",
-    429: "rate_limited",
-    500: "server_error",
-    503: "unavailable",
-}
-
-
-def error_body(code: str, message: str, details: Any = None) -> dict:
-    return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
-
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> JsonResponse:
     return JsonResponse(error_body(code, message, details), status=status, json_dumps_params={"ensure_ascii": False})

@@ -111,42 +111,6 @@ def _text_errors(value: Any, *, multiline: bool, path: str = "") -> list[str]:
     return errors
 
 
-class _InputRules:
-    """The validators shared by BodySchema and PayloadModel (pydantic collects them from a
-    BaseModel base, so each base below declares them through these functions)."""
-
-    @staticmethod
-    def json_types(cls: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
-        field = cls.model_fields.get(info.field_name or "")
-        if field is None or value is None:
-            return value
-        kind = _scalar_kind(field.annotation)
-        if kind is not None and not isinstance(value, list | dict) and _wrong_json_type(kind, value):
-            given = _JSON_NAMES.get(type(value), type(value).__name__)
-            raise ValueError(f"must be {_TYPE_NAMES[kind]}, not a JSON {given}")
-        item_kind = _item_kind(field.annotation)
-        if item_kind is not None and isinstance(value, list):
-            for i, item in enumerate(value):
-                if _wrong_json_type(item_kind, item):
-                    raise ValueError(f"item {i} must be {_TYPE_NAMES[item_kind]}")
-        return value
-
-    @staticmethod
-    def text(cls: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
-        if info.field_name in getattr(cls, "checked_later", ()):
-            return value
-        if isinstance(value, BaseModel) or value is None:
-            return value  # nested schemas check their own fields
-        field = cls.model_fields.get(info.field_name or "")
-        multiline = field is not None and _allows_newlines(field)
-        if isinstance(value, list | tuple) and value and all(isinstance(v, BaseModel) for v in value):
-            return value
-        errors = _text_errors(value, multiline=multiline)
-        if errors:
-            raise ValueError("; ".join(errors[:5]))
-        return value
-
-
 def publish_text_rule(node: dict[str, Any], pattern: str) -> None:
     """Add the text rule's pattern to a property's schema wherever it is a free string (not an
     enum, a format such as uuid or date, or a pattern of its own)."""
@@ -168,8 +132,9 @@ def publish_text_rules(schema: dict[str, Any], cls: type[BaseModel]) -> None:
             publish_text_rule(node, NOTE_PATTERN if _allows_newlines(field) else LINE_PATTERN)
 
 
-class BodySchema(Schema):
-    """The base of every request body schema."""
+class PayloadModel(BaseModel):
+    """The input rules, as a plain pydantic model: the base of the sync push's operation payloads
+    (parsed per operation) and, through BodySchema, of every request body."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=publish_text_rules)
     # Fields validated later by a schema of their own (the sync push's per-operation `data`), so
@@ -179,25 +144,36 @@ class BodySchema(Schema):
     @field_validator("*", mode="before")
     @classmethod
     def _json_types(cls, value: Any, info: ValidationInfo) -> Any:
-        return _InputRules.json_types(cls, value, info)
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None or value is None:
+            return value
+        kind = _scalar_kind(field.annotation)
+        if kind is not None and not isinstance(value, list | dict) and _wrong_json_type(kind, value):
+            given = _JSON_NAMES.get(type(value), type(value).__name__)
+            raise ValueError(f"must be {_TYPE_NAMES[kind]}, not a JSON {given}")
+        item_kind = _item_kind(field.annotation)
+        if item_kind is not None and isinstance(value, list):
+            for i, item in enumerate(value):
+                if _wrong_json_type(item_kind, item):
+                    raise ValueError(f"item {i} must be {_TYPE_NAMES[item_kind]}")
+        return value
 
     @field_validator("*", mode="after")
     @classmethod
     def _text(cls, value: Any, info: ValidationInfo) -> Any:
-        return _InputRules.text(cls, value, info)
+        if info.field_name in cls.checked_later:
+            return value
+        if isinstance(value, BaseModel) or value is None:
+            return value  # nested schemas check their own fields
+        field = cls.model_fields.get(info.field_name or "")
+        multiline = field is not None and _allows_newlines(field)
+        if isinstance(value, list | tuple) and value and all(isinstance(v, BaseModel) for v in value):
+            return value
+        errors = _text_errors(value, multiline=multiline)
+        if errors:
+            raise ValueError("; ".join(errors[:5]))
+        return value
 
 
-class PayloadModel(BaseModel):
-    """The base of the sync push's operation payloads (plain pydantic, parsed per operation)."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra=publish_text_rules)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _json_types(cls, value: Any, info: ValidationInfo) -> Any:
-        return _InputRules.json_types(cls, value, info)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _text(cls, value: Any, info: ValidationInfo) -> Any:
-        return _InputRules.text(cls, value, info)
+class BodySchema(Schema, PayloadModel):
+    """The base of every request body schema: ninja's Schema with the input rules."""

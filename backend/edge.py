@@ -13,6 +13,8 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from backend.errors import CODES_BY_STATUS, error_body
+
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
 
@@ -30,25 +32,14 @@ REASONS = {
     500: "Internal Server Error",
     501: "Not Implemented",
 }
-CODES = {
-    400: "bad_request",
-    403: "forbidden",
-    413: "too_large",
-    414: "uri_too_long",
-    417: "expectation_failed",
-    431: "headers_too_large",
-    500: "server_error",
-    501: "not_implemented",
-}
 
 
 def error_json(code: str, message: str, details: Any = None) -> bytes:
-    body = {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
-    return json.dumps(body, ensure_ascii=False).encode()
+    return json.dumps(error_body(code, message, details), ensure_ascii=False).encode()
 
 
 def _refuse(start_response: StartResponse, status: int, message: str, details: Any = None) -> list[bytes]:
-    body = error_json(CODES[status], message, details)
+    body = error_json(CODES_BY_STATUS[status], message, details)
     start_response(
         f"{status} {REASONS[status]}",
         [

@@ -3,6 +3,32 @@
 
 from typing import Any
 
+# The error code a status gets when nothing more specific is known. Kept free of Django so that the
+# layer in front of it (backend/edge.py, gunicorn's config) answers with the same codes and body.
+CODES_BY_STATUS = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    414: "uri_too_long",
+    415: "unsupported_media_type",
+    417: "expectation_failed",
+    422: "invalid",
+    429: "rate_limited",
+    431: "headers_too_large",
+    500: "server_error",
+    501: "not_implemented",
+    503: "unavailable",
+}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict:
+    """The one error body of the API: {"error": {"code", "message", "details"}}."""
+    return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
+
 
 class TsunaguError(Exception):
     status: int = 400

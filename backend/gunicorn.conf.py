@@ -34,7 +34,8 @@ def _json_error_page(sock, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's own error answer (it writes an HTML page), with the API's JSON error body."""
     from gunicorn import util
 
-    from backend.edge import CODES, REASONS, error_json
+    from backend.edge import REASONS, error_json
+    from backend.errors import CODES_BY_STATUS
 
     status_int = int(status_int)
     reason = REASONS.get(status_int, reason)
@@ -42,7 +43,7 @@ def _json_error_page(sock, status_int: int, reason: str, mesg: str) -> None:
         414: "The request line is too long.",
         431: "The request's header fields are too large or too many.",
     }.get(status_int, f"The server could not process the request ({reason}).")
-    body = error_json(CODES.get(status_int, "bad_request" if status_int < 500 else "server_error"), message)
+    body = error_json(CODES_BY_STATUS.get(status_int, "bad_request" if status_int < 500 else "server_error"), message)
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"

@@ -103,7 +103,8 @@ def withheld_indicators(user: User) -> tuple[str, ...]:
 def require_indicators(user: User, indicators: Iterable[str]) -> None:
     """Filtering by an indicator would reveal which households have it: refused (403) for those
     the role may not see, rather than answered with an empty or partial list."""
-    refused = [name for name in indicators if name in withheld_indicators(user)]
+    withheld = withheld_indicators(user)
+    refused = [name for name in indicators if name in withheld]
     if refused:
         raise Forbidden(
             f"Your role may not see or filter by these indicators: {', '.join(refused)}.",

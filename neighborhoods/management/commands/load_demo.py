@@ -97,6 +97,7 @@ class Command(BaseCommand):
 
         from django.utils import timezone
 
+        from backend.dates import fiscal_year_bounds, fiscal_year_of
         from visits import services as visit_services
         from visits.models import Campaign
 
@@ -105,11 +106,11 @@ class Command(BaseCommand):
         if not hoods or not partners or Campaign.objects.filter(municipality=town).exists():
             return
         coordinator = User.objects.get(username=DEMO_USERNAMES["coordinator"])
-        today = timezone.localdate()
-        fiscal_year = today.year if today.month >= 4 else today.year - 1
+        start = timezone.localdate() + dt.timedelta(days=1)
+        fiscal_year = fiscal_year_of(start)  # the 年度 the campaign starts in (31 March: the next one)
         campaign = visit_services.create_campaign(
             municipality=town, by=coordinator, fiscal_year=fiscal_year, name="世帯訪問調査 (デモ)",
-            start_date=today + dt.timedelta(days=1), end_date=dt.date(fiscal_year + 1, 3, 31),
+            start_date=start, end_date=fiscal_year_bounds(fiscal_year)[1],
             visits_per_worker_day=12, max_attempts=3, time_bands=["am", "pm"],
         )
         visit_services.set_targets(campaign=campaign, neighborhood_ids=[h.pk for h in hoods])
