@@ -9,13 +9,15 @@ PORT    ?= 8000
 export TSUNAGU_PG_PORT ?= 54329
 RUN     := .local/run
 
-.PHONY: help system venv vendor db migrate demo run stop test lint bench clean
+.PHONY: help system venv vendor db migrate demo run stop test lint bench clean backup restore
 
 help:
 	@echo "make run    start PostGIS, the job cluster and the web server on http://127.0.0.1:$(PORT)/ with demo data"
 	@echo "make stop   stop what 'make run' started"
 	@echo "make test   lint, types, migration check and the whole test suite (with the API fuzzer) against a real PostGIS"
 	@echo "make bench  benchmarks (ratios against a baseline measured in the same run)"
+	@echo "make backup  pg_dump of the database (as its owner) with a manifest, into .local/backups (BACKUP_DIR=)"
+	@echo "make restore FILE=path/to/x.dump [DB=name]  restore drill: into a new database, checked against the manifest"
 
 system:
 	@scripts/system-deps.sh
@@ -76,6 +78,15 @@ test: db venv vendor
 
 bench: db venv
 	@$(PY) bench/run.py $(BENCH_ARGS)
+
+# Backups and the restore drill (README "Backups and the restore drill"). Against the local
+# cluster, or the database of DATABASE_OWNER_URL when it is set.
+backup: venv
+	@scripts/backup.sh
+
+restore: venv
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=path/to/backup.dump [DB=new_database_name]"; exit 2; }
+	@scripts/restore.sh "$(FILE)" $(DB)
 
 clean: stop
 	rm -rf .local .venv .tools

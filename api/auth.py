@@ -8,7 +8,8 @@ from django.http import HttpRequest
 from ninja.security import HttpBearer, SessionAuth
 
 from accounts.models import DeviceToken, User
-from accounts.services import resolve_token
+from accounts.services import hash_token, resolve_token
+from backend import tenancy
 from backend.errors import NotAuthenticated
 
 
@@ -25,6 +26,8 @@ class DeviceTokenAuth(HttpBearer):
     openapi_description = "A device token from POST /api/v1/auth/token."
 
     def authenticate(self, request: HttpRequest, token: str) -> User | None:
+        # Row-level security: the token is read in its holder's scope (none for an unknown token).
+        tenancy.switch(tenancy.lookup_scope("token", hash_token(token)))
         device_token = resolve_token(token)
         cast(AuthedRequest, request).device_token = device_token
         # Tracked writes of this request (pghistory) record who made them.

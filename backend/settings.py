@@ -27,7 +27,11 @@ PRODUCTION = TSUNAGU_ENV == "production"
 TESTING = TSUNAGU_ENV == "test"
 
 if PRODUCTION:
-    _missing = [name for name in ("SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS") if not env.str(name, default="")]
+    _missing = [
+        name
+        for name in ("SECRET_KEY", "DATABASE_URL", "DATABASE_OWNER_URL", "ALLOWED_HOSTS")
+        if not env.str(name, default="")
+    ]
     if _missing:
         raise ImproperlyConfigured(
             "production settings need these environment variables: " + ", ".join(_missing)
@@ -39,19 +43,30 @@ DEBUG = env.bool("DEBUG", default=not (PRODUCTION or TESTING))
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
-# The project-local cluster started by `make run` / `make test` (scripts/pg.sh) listens here.
+# Two database roles (README "Database roles"): the web server and the job cluster connect as the
+# application's role (DATABASE_URL: no superuser, owns nothing, no BYPASSRLS), schema work
+# (migrate, createcachetable, backups) as the owner's (DATABASE_OWNER_URL, the `owner` alias).
+# The project-local cluster started by `make run` / `make test` (scripts/pg.sh) has both.
 _LOCAL_PG_PORT = env.int("TSUNAGU_PG_PORT", default=54329)
-DATABASES = {
-    "default": env.db_url(
-        "DATABASE_URL",
-        default=f"postgis://postgres@127.0.0.1:{_LOCAL_PG_PORT}/tsunagu",
-    )
-}
-DATABASES["default"]["ENGINE"] = "django.contrib.gis.db.backends.postgis"
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60 if PRODUCTION else 0))
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-DATABASES["default"].setdefault("OPTIONS", {})
-DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5))
+_LOCAL_PG = f"127.0.0.1:{_LOCAL_PG_PORT}/tsunagu"
+_OWNER_URL = env.str("DATABASE_OWNER_URL", default=f"postgis://tsunagu_owner@{_LOCAL_PG}")
+# The test suite connects as the owner, who builds the test databases and the fixtures; every
+# request and job still runs as the application's role (backend.tenancy does SET ROLE).
+_APP_URL = env.str("DATABASE_URL", default=_OWNER_URL if TESTING else f"postgis://tsunagu_app@{_LOCAL_PG}")
+DATABASES = {"default": env.db_url_config(_APP_URL), "owner": env.db_url_config(_OWNER_URL)}
+for _alias, _db in DATABASES.items():
+    _db["ENGINE"] = "django.contrib.gis.db.backends.postgis"
+    _db.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60 if PRODUCTION else 0))
+    _db["CONN_HEALTH_CHECKS"] = True
+    _db.setdefault("OPTIONS", {})
+    _db["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5))
+# Tests: one test database, reached through both aliases.
+DATABASES["owner"]["TEST"] = {"MIRROR": "default"}
+# The role requests and jobs act as (tenancy.scope does SET ROLE to it): the application's login
+# role, which is also DATABASE_URL's user outside the test profile.
+TSUNAGU_DB_APP_ROLE = env.str(
+    "TSUNAGU_DB_APP_ROLE", default="tsunagu_app" if TESTING else (DATABASES["default"].get("USER") or "tsunagu_app")
+)
 
 if env.str("GDAL_LIBRARY_PATH", default=""):
     GDAL_LIBRARY_PATH = env.str("GDAL_LIBRARY_PATH")
@@ -80,6 +95,8 @@ INSTALLED_APPS = [
     "audit",
     "maps",
     "api",
+    # Last: installs the database roles' privileges and row-level security after every migrate.
+    "rls",
 ]
 
 MIDDLEWARE = [
@@ -88,6 +105,8 @@ MIDDLEWARE = [
     "api.middleware.ApiQueryTextMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Row-level security: the request's tenant scope, from the signed-in user only (rls/).
+    "rls.middleware.TenantScopeMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -121,7 +140,8 @@ TEMPLATES = [
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # ModelBackend, looking the username up inside its own tenant scope (row-level security).
+    "rls.backends.TenantScopedModelBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -239,3 +259,28 @@ if PRODUCTION:
     CSRF_COOKIE_SECURE = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+
+# 保存年限: how many years each kind of personal record is kept (backend/retention.py). The daily
+# job (audit.tasks.retention_daily_task, 03:30 JST) purges what has expired; `manage.py retention
+# --dry-run` shows what would go. Nothing of a household with an open case is ever purged.
+# - case: a closed case with its contacts, meetings, plans and concerns, counted from closed_on;
+# - visit: visit records and their photos, hearings and priority notes of a campaign, counted from
+#   the end of the campaign's 年度 (records without a campaign: the 年度 of visited_at);
+# - concern: a concern closed without ever becoming a case, counted from its closing;
+# - watch: 見守り check-ins from their date, ended 見守り from ended_on;
+# - meeting: 支え愛連絡会 records, counted from the end of the 年度 they were held in;
+# - sync: resolved edit conflicts and applied sync operations (copies of data kept elsewhere).
+_RETENTION_DEFAULTS = {"case": 5, "visit": 5, "concern": 3, "watch": 3, "meeting": 5, "sync": 1}
+_RETENTION_RANGE = (1, 30)
+TSUNAGU_RETENTION: dict[str, int] = {}
+for _kind, _default in _RETENTION_DEFAULTS.items():
+    _variable = f"TSUNAGU_RETAIN_{_kind.upper()}_YEARS"
+    try:
+        _years = env.int(_variable, default=_default)
+    except ValueError:
+        raise ImproperlyConfigured(f"{_variable} must be a whole number of years") from None
+    if not _RETENTION_RANGE[0] <= _years <= _RETENTION_RANGE[1]:
+        raise ImproperlyConfigured(
+            f"{_variable} must be between {_RETENTION_RANGE[0]} and {_RETENTION_RANGE[1]} years, not {_years}"
+        )
+    TSUNAGU_RETENTION[_kind] = _years

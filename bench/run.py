@@ -21,7 +21,10 @@ def main() -> int:
     args = parser.parse_args()
 
     port = os.environ.get("TSUNAGU_PG_PORT", "54329")
-    os.environ.setdefault("DATABASE_URL", f"postgis://postgres@127.0.0.1:{port}/tsunagu_bench")
+    # As the test suite does: connected as the schema owner, which builds the data; requests and
+    # jobs act as the application's role under row-level security (backend/tenancy.py).
+    os.environ.setdefault("DATABASE_URL", f"postgis://tsunagu_owner@127.0.0.1:{port}/tsunagu_bench")
+    os.environ.setdefault("DATABASE_OWNER_URL", os.environ["DATABASE_URL"])
     os.environ.setdefault("TSUNAGU_ENV", "test")  # jobs inline, no DEBUG query log
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
 

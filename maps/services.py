@@ -96,7 +96,7 @@ def ensure_fresh(campaigns: list[Campaign]) -> dict[int, dict]:
         from django_q.tasks import async_task
 
         for cid in claimed:
-            async_task("maps.tasks.refresh_coverage_task", cid, group="maps-coverage")
+            async_task("maps.tasks.refresh_coverage_task", cid, by_id[cid].municipality_id, group="maps-coverage")
         state = queries.freshness(list(by_id))
     return {
         cid: {

@@ -1,5 +1,11 @@
 #!/usr/bin/env bash
-# The project-local PostgreSQL + PostGIS cluster: scripts/pg.sh start|stop|status|url
+# The project-local PostgreSQL + PostGIS cluster: scripts/pg.sh start|stop|status|url [app|owner]
+#
+# Two login roles, as in production: tsunagu_owner owns the schema (migrations, createcachetable,
+# backups; it may create databases, for the test suite's) and tsunagu_app is what the web server
+# and the job cluster connect as (no superuser, owns nothing, no BYPASSRLS; the owner grants it
+# what it may do). The cluster's superuser `postgres` only creates the roles and PostGIS (in
+# template1 too, so every database the owner creates has it).
 #
 # Data lives in .local/pg (ignored by git). PostgreSQL refuses to run as root, so when we are root
 # the server binaries run as the unprivileged `postgres` user, which owns the data folder. If that
@@ -10,6 +16,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PORT=${TSUNAGU_PG_PORT:-54329}
 DB=${TSUNAGU_PG_DB:-tsunagu}
+OWNER=tsunagu_owner
+APP=tsunagu_app
 PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 DATA="$ROOT/.local/pg"
 LOG="$ROOT/.local/pg.log"
@@ -45,10 +53,46 @@ start() {
     as_owner "$PGBIN/pg_ctl" -D "$DATA/" -l "$LOG" -w -t 60 \
       -o "-p $PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='' ${TSUNAGU_PG_OPTS:-}" start >/dev/null
   fi
-  if ! "$PGBIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$DB'" | grep -q 1; then
-    "$PGBIN/createdb" -h 127.0.0.1 -p "$PORT" -U postgres "$DB"
+  local psql=(env PGOPTIONS="-c client_min_messages=warning" "$PGBIN/psql" -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres)
+  "${psql[@]}" -d postgres >/dev/null <<SQL
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$OWNER') THEN
+    CREATE ROLE $OWNER LOGIN CREATEDB NOSUPERUSER NOCREATEROLE NOBYPASSRLS;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$APP') THEN
+    CREATE ROLE $APP LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT;
+  END IF;
+END \$\$;
+-- The owner may act as the application (SET ROLE), never the other way round.
+GRANT $APP TO $OWNER;
+-- Bulk loads of the benchmarks and the deadlock test's lock timing (owner sessions only; the
+-- owner may switch off triggers on its own tables anyway).
+GRANT SET ON PARAMETER session_replication_role, deadlock_timeout TO $OWNER;
+SQL
+  for db in template1 "$DB"; do
+    if [ "$db" = "$DB" ] && ! "${psql[@]}" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$DB'" | grep -q 1; then
+      continue  # made below, from template1
+    fi
+    # PostGIS's bounding-box test (&&) is safe to run before row-level security filters (it
+    # compares boxes and raises no error that could reveal a row); marked LEAKPROOF, a spatial
+    # index serves it under the policies. Needs a superuser, and again after ALTER EXTENSION UPDATE.
+    "${psql[@]}" -d "$db" >/dev/null <<'SQL'
+CREATE EXTENSION IF NOT EXISTS postgis;
+ALTER FUNCTION geometry_overlaps(geometry, geometry) LEAKPROOF;
+SQL
+  done
+  # A database from before the role split belongs to postgres, and so do its tables: made again
+  # (it holds demo data only; `make run` reloads it). Test databases likewise.
+  local stale
+  stale=$("${psql[@]}" -d postgres -tAc "SELECT datname FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba
+                                          WHERE (datname IN ('$DB', 'test_$DB') OR datname LIKE 'test\\_$DB\\_gw%') AND r.rolname <> '$OWNER'")
+  for name in $stale; do
+    echo "pg: database $name predates the owner/app roles; dropping it to make it again"
+    "$PGBIN/dropdb" -h 127.0.0.1 -p "$PORT" -U postgres --force "$name"
+  done
+  if ! "${psql[@]}" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$DB'" | grep -q 1; then
+    "$PGBIN/createdb" -h 127.0.0.1 -p "$PORT" -U postgres -O "$OWNER" "$DB"
   fi
-  "$PGBIN/psql" -q -h 127.0.0.1 -p "$PORT" -U postgres -d "$DB" -c 'CREATE EXTENSION IF NOT EXISTS postgis;' >/dev/null
 }
 
 stop() {
@@ -59,6 +103,11 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) if running; then echo "pg: running on 127.0.0.1:$PORT"; else echo "pg: not running"; exit 3; fi ;;
-  url) echo "postgis://postgres@127.0.0.1:$PORT/$DB" ;;
+  url)
+    case "${2:-app}" in
+      app) echo "postgis://$APP@127.0.0.1:$PORT/$DB" ;;
+      owner) echo "postgis://$OWNER@127.0.0.1:$PORT/$DB" ;;
+      *) echo "usage: $0 url [app|owner]" >&2; exit 2 ;;
+    esac ;;
   *) echo "usage: $0 start|stop|status|url" >&2; exit 2 ;;
 esac

@@ -192,19 +192,30 @@ def receive_photo(*, user: User, photo_id: UUID, visit_id: UUID, data: bytes) ->
             )
             _write_atomically(raw_path, data)
             wrote = True
-            _queue_processing(photo.pk)
-    except IntegrityError:
+            _queue_processing(photo.pk, photo.municipality_id)
+    except IntegrityError as exc:
         if wrote:  # a deferred constraint failed at commit: the row is gone, so are the bytes
             _discard(raw_path)
         existing = _existing_photo(photo_id)
-        if existing is None:  # not the primary key after all
-            raise
+        if existing is None:
+            if not _is_primary_key_violation(exc):  # not the id after all
+                raise
+            # Taken in another municipality (row-level security hides the row): told like any reuse.
+            raise Conflict(
+                "This photo id was already used for other content; a new photo needs a new id.",
+                code="photo_id_reused", details={"photo_id": str(photo_id)},
+            ) from None
         return _received_again(existing, visit=visit, digest=digest, data=data), False
     except BaseException:
         if wrote:  # the row was rolled back: no raw bytes without a row
             _discard(raw_path)
         raise
     return photo, True
+
+
+def _is_primary_key_violation(exc: IntegrityError) -> bool:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) == f"{Photo._meta.db_table}_pkey"
 
 
 def _existing_photo(photo_id: UUID) -> Photo | None:
@@ -232,15 +243,17 @@ def _received_again(existing: Photo, *, visit: VisitRecord, digest: str, data: b
             if photo.status != Photo.Status.RECEIVED:
                 photo.status, photo.error, photo.processed_at = Photo.Status.RECEIVED, "", None
                 photo.save(update_fields=["status", "error", "processed_at"])
-            _queue_processing(photo.pk)
+            _queue_processing(photo.pk, photo.municipality_id)
     return photo
 
 
-def _queue_processing(photo_id: UUID) -> None:
+def _queue_processing(photo_id: UUID, municipality_id: int) -> None:
     from django_q.tasks import async_task
 
     transaction.on_commit(
-        lambda: async_task("visits.tasks.process_photo_task", str(photo_id), task_name=f"photo-{photo_id}")
+        lambda: async_task(
+            "visits.tasks.process_photo_task", str(photo_id), municipality_id, task_name=f"photo-{photo_id}"
+        )
     )
 
 

@@ -268,7 +268,9 @@ def request_planning(*, campaign: Campaign, kind: str, by: User, from_date: dt.d
         ) from exc
     from django_q.tasks import async_task
 
-    transaction.on_commit(lambda: async_task("visits.tasks.run_planning_job_task", str(job.pk), task_name=f"plan-{job.pk}"))
+    transaction.on_commit(lambda: async_task(
+        "visits.tasks.run_planning_job_task", str(job.pk), job.municipality_id, task_name=f"plan-{job.pk}"
+    ))
     return job
 
 

@@ -249,7 +249,7 @@ def _apply_batch(user: User, device: Device, ops: list[dict], context: BatchCont
         elif op_id in first:
             results.append(_repeat(op, digest, *first[op_id]))
         elif op_id not in claimed:
-            results.append(_earlier_result(op, digest, user, earlier[op_id]))
+            results.append(_earlier_result(op, digest, user, earlier.get(op_id)))
         else:
             result = _apply_claimed(user, device, op, context)
             first[op_id] = (digest, result)
@@ -327,8 +327,9 @@ def _touches_tracked_tables(op: dict) -> bool:
     return op.get("kind") == "household.update" or bool(data.get("scheduled_visit_id"))
 
 
-def _earlier_result(op: dict, digest: str, user: User, earlier: SyncOperation) -> dict:
-    if earlier.payload_sha256 != digest or earlier.user_id != user.pk:
+def _earlier_result(op: dict, digest: str, user: User, earlier: SyncOperation | None) -> dict:
+    # None: the op_id is another municipality's (row-level security hides it); told like any reuse.
+    if earlier is None or earlier.payload_sha256 != digest or earlier.user_id != user.pk:
         return _rejected(op, "op_id_reused", "This op_id was used before for a different operation.")
     result = dict(earlier.result)
     if result.get("status") == "applied":

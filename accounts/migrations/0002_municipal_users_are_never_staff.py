@@ -5,7 +5,7 @@ def drop_staff_flags_of_municipal_users(apps, schema_editor):
     # The admin is the platform operators' tool from now on; a municipal account that had a staff
     # or superuser flag loses it, so that the constraint below can be added.
     User = apps.get_model("accounts", "User")
-    User.objects.filter(municipality__isnull=False).filter(
+    User.objects.using(schema_editor.connection.alias).filter(municipality__isnull=False).filter(
         models.Q(is_staff=True) | models.Q(is_superuser=True)
     ).update(is_staff=False, is_superuser=False)
     # The history rows written by that update have deferred foreign-key checks; run them now, or

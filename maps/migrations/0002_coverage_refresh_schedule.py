@@ -8,7 +8,7 @@ NAME = "maps-coverage-refresh"
 
 def add_schedule(apps, schema_editor):
     Schedule = apps.get_model("django_q", "Schedule")
-    Schedule.objects.update_or_create(
+    Schedule.objects.using(schema_editor.connection.alias).update_or_create(
         name=NAME,
         defaults={
             "func": "maps.tasks.refresh_due_coverage_task",
@@ -21,7 +21,7 @@ def add_schedule(apps, schema_editor):
 
 
 def remove_schedule(apps, schema_editor):
-    apps.get_model("django_q", "Schedule").objects.filter(name=NAME).delete()
+    apps.get_model("django_q", "Schedule").objects.using(schema_editor.connection.alias).filter(name=NAME).delete()
 
 
 class Migration(migrations.Migration):

@@ -11,7 +11,7 @@ NAME = "outreach-overdue-sweep"
 def add_schedule(apps, schema_editor):
     Schedule = apps.get_model("django_q", "Schedule")
     tomorrow = dt.datetime.now(ZoneInfo("Asia/Tokyo")).date() + dt.timedelta(days=1)
-    Schedule.objects.update_or_create(
+    Schedule.objects.using(schema_editor.connection.alias).update_or_create(
         name=NAME,
         defaults={
             "func": "outreach.tasks.sweep_overdue_task",
@@ -23,7 +23,7 @@ def add_schedule(apps, schema_editor):
 
 
 def remove_schedule(apps, schema_editor):
-    apps.get_model("django_q", "Schedule").objects.filter(name=NAME).delete()
+    apps.get_model("django_q", "Schedule").objects.using(schema_editor.connection.alias).filter(name=NAME).delete()
 
 
 class Migration(migrations.Migration):

@@ -192,7 +192,9 @@ def test_a_deadlock_is_a_409_with_retry_after_and_nothing_is_written():
 
     thread = threading.Thread(target=other_connection)
     thread.start()
+    deadline = time.monotonic() + 30
     while "locked" not in outcome:
+        assert thread.is_alive() and time.monotonic() < deadline, "the other connection never took its locks"
         time.sleep(0.02)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")

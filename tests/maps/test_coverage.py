@@ -215,7 +215,7 @@ def test_overdue_is_for_coordinators_and_supervisors(mapped, role):
 
 def test_overdue_reads_in_a_fixed_number_of_queries(mapped, django_assert_max_num_queries):
     client = mapped.client("supervisor")
-    with django_assert_max_num_queries(3):  # token, last-used, the list
+    with django_assert_max_num_queries(4):  # token scope, token, last-used, the list
         assert client.get("maps/overdue").json()["count"] == 2
 
 

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand
 
 from accounts.demo import DEMO_USERNAMES
 from accounts.models import User
+from backend.tenancy import municipality_ids, scope
 
 
 class Command(BaseCommand):
@@ -23,7 +24,12 @@ class Command(BaseCommand):
             f"  map             {url}/map/   (the supervisors' coverage map)",
             f"  admin           {url}/admin/   (platform operators only: manage.py createsuperuser)",
         ]
-        existing = set(User.objects.filter(username__in=DEMO_USERNAMES.values()).values_list("username", flat=True))
+        existing: set[str] = set()
+        for municipality_id in municipality_ids():  # each in its own tenant scope (row-level security)
+            with scope(municipality_id):
+                existing |= set(
+                    User.objects.filter(username__in=DEMO_USERNAMES.values()).values_list("username", flat=True)
+                )
         if existing:
             lines.append(f"  demo logins     (password: {settings.TSUNAGU_DEMO_PASSWORD})")
             for role, username in DEMO_USERNAMES.items():

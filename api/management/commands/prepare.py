@@ -17,8 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="the URL the banner shows")
 
     def handle(self, *args, no_demo: bool, reload_demo: bool, banner: str | None, url: str, **options):
-        call_command("migrate", interactive=False, verbosity=0)
-        call_command("createcachetable", verbosity=0)
+        # Schema work as the owner; everything after it as the application's role.
+        call_command("migrate", interactive=False, verbosity=0, database="owner")
+        call_command("createcachetable", verbosity=0, database="owner")
         call_command("collectstatic", interactive=False, verbosity=0)
         if not no_demo and (reload_demo or not self._demo_loaded()):
             call_command("load_demo")
@@ -28,11 +29,12 @@ class Command(BaseCommand):
 
     @staticmethod
     def _demo_loaded() -> bool:
-        from neighborhoods.models import Household
+        from backend.tenancy import scope
+        from neighborhoods.models import Household, Municipality
         from visits.models import Campaign
 
-        codes = [m["code"] for m in DEMO_MUNICIPALITIES]
-        return (
-            Household.objects.filter(municipality__code=codes[0]).exists()
-            and Campaign.objects.filter(municipality__code=codes[0]).exists()
-        )
+        town = Municipality.objects.filter(code=DEMO_MUNICIPALITIES[0]["code"]).first()
+        if town is None:
+            return False
+        with scope(town.id):
+            return Household.objects.exists() and Campaign.objects.exists()

@@ -6,6 +6,7 @@ import argparse
 from django.core.management.base import BaseCommand, CommandError
 
 from backend.errors import TsunaguError
+from backend.tenancy import scope
 from neighborhoods.importers.boundaries import (
     DEFAULT_GAP_M2,
     DEFAULT_OVERLAP_M2,
@@ -67,10 +68,11 @@ class Command(BaseCommand):
             district=options["district_field"], area=options["area_field"],
         )
         try:
-            result = import_boundaries(
-                path, municipality=town, layer=layer, fields=fields, srid=srid, encoding=encoding,
-                overlap_threshold=overlap_threshold, gap_threshold=gap_threshold, dry_run=dry_run,
-            )
+            with scope(town.id):  # row-level security: the municipality's rows only
+                result = import_boundaries(
+                    path, municipality=town, layer=layer, fields=fields, srid=srid, encoding=encoding,
+                    overlap_threshold=overlap_threshold, gap_threshold=gap_threshold, dry_run=dry_run,
+                )
         except TsunaguError as exc:
             raise CommandError(exc.message) from exc
         if verbosity >= 1:

@@ -4,6 +4,7 @@ The work is in neighborhoods.importers.households; this only parses options and 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backend.errors import TsunaguError
+from backend.tenancy import scope
 from neighborhoods.importers.households import (
     ENCODINGS,
     MAX_SHOWN_UNASSIGNED,
@@ -40,23 +41,28 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         verbose = options["verbosity"] > 0
         try:
-            report = import_households(
-                municipality=municipality_by_code(options["municipality"]),
-                path=options["csv"],
-                residents_path=options["residents"],
-                encoding=options["encoding"],
-                coords=Coordinates.from_options(
-                    lat_field=options["lat_field"], lon_field=options["lon_field"],
-                    x_field=options["x_field"], y_field=options["y_field"], srid=options["srid"],
-                ),
-                skip_invalid=options["skip_invalid"],
-                dry_run=options["dry_run"],
-                progress=self.stdout.write if verbose and options["progress"] else None,
-            )
+            town = municipality_by_code(options["municipality"])
+            with scope(town.id):  # row-level security: the municipality's rows only
+                report = self._import(town, options, verbose)
         except TsunaguError as exc:
             raise CommandError(exc.message) from exc
         if verbose:
             self._summary(report)
+
+    def _import(self, town, options, verbose: bool) -> HouseholdImport:
+        return import_households(
+            municipality=town,
+            path=options["csv"],
+            residents_path=options["residents"],
+            encoding=options["encoding"],
+            coords=Coordinates.from_options(
+                lat_field=options["lat_field"], lon_field=options["lon_field"],
+                x_field=options["x_field"], y_field=options["y_field"], srid=options["srid"],
+            ),
+            skip_invalid=options["skip_invalid"],
+            dry_run=options["dry_run"],
+            progress=self.stdout.write if verbose and options["progress"] else None,
+        )
 
     def _summary(self, report: HouseholdImport) -> None:
         out = self.stdout.write

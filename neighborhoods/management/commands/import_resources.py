@@ -4,6 +4,7 @@ assign 自治会. The work is in neighborhoods.importers.households; this only p
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backend.errors import TsunaguError
+from backend.tenancy import scope
 from neighborhoods.importers.households import ENCODINGS, import_resources, municipality_by_code
 
 
@@ -21,12 +22,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         try:
-            report = import_resources(
-                municipality=municipality_by_code(options["municipality"]),
-                path=options["csv"],
-                encoding=options["encoding"],
-                dry_run=options["dry_run"],
-            )
+            town = municipality_by_code(options["municipality"])
+            with scope(town.id):  # row-level security: the municipality's rows only
+                report = import_resources(
+                    municipality=town,
+                    path=options["csv"],
+                    encoding=options["encoding"],
+                    dry_run=options["dry_run"],
+                )
         except TsunaguError as exc:
             raise CommandError(exc.message) from exc
         if options["verbosity"] == 0:

@@ -13,6 +13,7 @@ from accounts.demo import DEMO_USERNAMES
 from accounts.models import User
 from accounts.roles import Role
 from accounts.services import create_user
+from backend.tenancy import scope
 from neighborhoods.models import Municipality, Neighborhood
 from visits.models import PartnerOrganization
 
@@ -43,10 +44,11 @@ class Command(BaseCommand):
             towns[spec["folder"]] = town
             self._load_places(town, FIXTURES / spec["folder"])
         hokuei = towns["hokuei"]
-        self._load_partners(hokuei, FIXTURES / "hokuei" / "partners.json", password)
-        self._load_accounts(hokuei, password)
-        self._demo_campaign(hokuei)
-        self._demo_outreach(hokuei)
+        with scope(hokuei.id):  # row-level security: written as the application, for this town
+            self._load_partners(hokuei, FIXTURES / "hokuei" / "partners.json", password)
+            self._load_accounts(hokuei, password)
+            self._demo_campaign(hokuei)
+            self._demo_outreach(hokuei)
         self.stdout.write(self.style.SUCCESS("demo data loaded"))
 
     def _demo_outreach(self, town: Municipality) -> None:
