@@ -74,6 +74,9 @@ if env.str("GEOS_LIBRARY_PATH", default=""):
     GEOS_LIBRARY_PATH = env.str("GEOS_LIBRARY_PATH")
 
 INSTALLED_APPS = [
+    # Database roles' privileges and row-level security, installed after every migrate; first, so
+    # that its migrate/createcachetable/createsuperuser (as the owner / the platform) win.
+    "rls",
     # The admin, for platform operators only (backend/admin_site.py).
     "backend.admin_apps.PlatformAdminConfig",
     "django.contrib.auth",
@@ -95,8 +98,6 @@ INSTALLED_APPS = [
     "audit",
     "maps",
     "api",
-    # Last: installs the database roles' privileges and row-level security after every migrate.
-    "rls",
 ]
 
 MIDDLEWARE = [

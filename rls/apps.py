@@ -16,7 +16,7 @@ class RowLevelSecurityConfig(AppConfig):
         from rls import checks  # noqa: F401  (registers the deploy checks)
         from rls.schema import install_after_migrate
 
-        # Installed once per migrate: this app is the last in INSTALLED_APPS, so every table exists.
+        # Once per migrate (post_migrate is sent after every migration has run: every table exists).
         post_migrate.connect(install_after_migrate, sender=self, dispatch_uid="rls-install")
         connection_created.connect(_connection_opened, dispatch_uid="rls-connection-opened")
 

@@ -348,3 +348,22 @@ def test_audit_events_are_written_in_the_actors_scope(town, other_town):
         with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
             record_access(actor=other_town.users["coordinator"], object_type="t", object_id=1, basis="test")
     assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+@pytest.mark.django_db
+def test_createsuperuser_makes_a_platform_operator_as_the_application_role(monkeypatch):
+    from django.core.management import call_command
+
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "long-operator-pass-1")
+    with tenancy.scope(None):  # as in production: the application's role, no tenant
+        call_command("createsuperuser", interactive=False, username="op-rls", email="op@example.jp", verbosity=0)
+    operator = User.objects.get(username="op-rls")
+    assert operator.is_superuser and operator.municipality_id is None
+
+
+@pytest.mark.django_db
+def test_migrate_runs_as_the_owner_by_default():
+    from rls.management.commands.migrate import Command
+
+    parser = Command().create_parser("manage.py", "migrate")
+    assert parser.parse_args([]).database == "owner"
