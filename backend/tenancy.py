@@ -8,12 +8,14 @@ application sets it from the authenticated user and from nothing else:
 - a request: `rls.middleware.TenantScopeMiddleware` (browser sessions) and the API's token
   authentication enter the user's scope; the scope is left when the request ends, so a reused
   connection never carries one request's tenant into the next;
-- a job: takes a municipality id and runs ``with scope(municipality_id):``; jobs that span
+- a job: takes a municipality id and runs ``with job_scope(municipality_id):``; jobs that span
   municipalities loop over `municipality_ids()` and enter each in turn.
 
 Entering a scope also makes the session act as the application's database role (``SET ROLE``), so
 the policies and privileges apply even where the connection was opened by the schema owner (the
-test suite's fixtures, an operator's command).
+test suite's fixtures, an operator's command). Entering and leaving only change the stack kept on
+the connection; the settings themselves are made right by `ensure_settings` just before the next
+query, in one statement.
 
 Platform operators (a superuser without a municipality) get the platform scope: the structure
 tables (users, 自治会, corporations, audit) of every municipality, and still no people data.
@@ -22,7 +24,7 @@ tables (users, 自治会, corporations, audit) of every municipality, and still 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,18 +171,8 @@ def leave(alias: str = "default") -> None:
 
 
 @contextmanager
-def scope(municipality_id: int | None, *, alias: str = "default") -> Iterator[Scope]:
-    """Act as the application for one municipality (``None``: fail-closed, see nothing)."""
-    new = Scope(municipality_id=municipality_id)
-    enter(new, alias)
-    try:
-        yield new
-    finally:
-        leave(alias)
-
-
-@contextmanager
 def entered(new: Scope, *, alias: str = "default") -> Iterator[Scope]:
+    """Act as the application within `new`, then return to what was before."""
     enter(new, alias)
     try:
         yield new
@@ -188,22 +180,14 @@ def entered(new: Scope, *, alias: str = "default") -> Iterator[Scope]:
         leave(alias)
 
 
-@contextmanager
-def platform_scope(*, alias: str = "default") -> Iterator[Scope]:
-    enter(PLATFORM, alias)
-    try:
-        yield PLATFORM
-    finally:
-        leave(alias)
+def scope(municipality_id: int | None, *, alias: str = "default") -> AbstractContextManager[Scope]:
+    """Act as the application for one municipality (``None``: fail closed, see nothing)."""
+    return entered(Scope(municipality_id=municipality_id), alias=alias)
 
 
-def scope_of_user(user) -> Scope:
-    """The scope a signed-in user works in."""
-    if getattr(user, "municipality_id", None) is not None:
-        return Scope(municipality_id=user.municipality_id)
-    if getattr(user, "is_superuser", False) and getattr(user, "is_active", False):
-        return PLATFORM
-    return NOTHING
+def platform_scope(*, alias: str = "default") -> AbstractContextManager[Scope]:
+    """Act as the platform operator's tool: the structure of every municipality, no people."""
+    return entered(PLATFORM, alias=alias)
 
 
 class TenantRequired(Exception):
