@@ -233,6 +233,13 @@ def plan_purge(municipality_id: int, today: dt.date | None = None) -> PurgePlan:
         return _plan(municipality_id, cutoffs)
 
 
+def _take(ids: list[Any], households: set[Any], rows: Iterable[tuple[Any, Any]]) -> None:
+    """Rows of (id, household id): the id goes, and its household is one the purge touches."""
+    for pk, household_id in rows:
+        ids.append(pk)
+        households.add(household_id)
+
+
 def _plan(municipality_id: int, cutoffs: Cutoffs) -> PurgePlan:
     # The apps' models are imported here: backend/ sits below the apps and must import without them.
     from outreach.models import (
@@ -263,17 +270,13 @@ def _plan(municipality_id: int, cutoffs: Cutoffs) -> PurgePlan:
         )
         .exclude(household_id__in=kept_households)
     )
-    for case_id, household_id in cases.values_list("pk", "household_id"):
-        plan.case_ids.append(case_id)
-        plan.household_ids.add(household_id)
+    _take(plan.case_ids, plan.household_ids, cases.values_list("pk", "household_id"))
     for chunk in _chunks(plan.case_ids):
-        for concern_id, household_id in (
+        _take(plan.case_concern_ids, plan.household_ids, (
             Concern.objects.filter(municipality_id=mid, case_id__in=chunk)
             .exclude(household_id__in=kept_households)
             .values_list("pk", "household_id")
-        ):
-            plan.case_concern_ids.append(concern_id)
-            plan.household_ids.add(household_id)
+        ))
 
     # concern: closed without a case; closed when its last transition to "closed" happened.
     closed_at = Subquery(
@@ -287,9 +290,7 @@ def _plan(municipality_id: int, cutoffs: Cutoffs) -> PurgePlan:
         .filter(closed_at__lt=start_of_day(cutoffs.concern_closed_before))
         .exclude(household_id__in=kept_households)
     )
-    for concern_id, household_id in closed_concerns.values_list("pk", "household_id"):
-        plan.concern_ids.append(concern_id)
-        plan.household_ids.add(household_id)
+    _take(plan.concern_ids, plan.household_ids, closed_concerns.values_list("pk", "household_id"))
     leaving_concerns = [*plan.case_concern_ids, *plan.concern_ids]
 
     # visit: the campaign's 年度 (through its scheduled visit) and the visit's own 年度 both expired.
@@ -333,31 +334,25 @@ def _plan(municipality_id: int, cutoffs: Cutoffs) -> PurgePlan:
         .exclude(Exists(hearing_names_kept))
         .values_list("pk", flat=True)
     )
-    for note_id, household_id in (
+    _take(plan.priority_note_ids, plan.household_ids, (
         CampaignHousehold.objects.filter(municipality_id=mid, campaign__fiscal_year__lte=cutoffs.visit_fiscal_year)
         .exclude(priority_reason="")
         .exclude(household_id__in=kept_households)
         .values_list("pk", "household_id")
-    ):
-        plan.priority_note_ids.append(note_id)
-        plan.household_ids.add(household_id)
+    ))
 
     # watch: ended 見守り with their check-ins; old check-ins of the 見守り that stay.
-    for watch_id, household_id in (
+    _take(plan.watch_ids, plan.household_ids, (
         WatchArrangement.objects.filter(municipality_id=mid, ended_on__lt=cutoffs.watch_before)
         .exclude(household_id__in=kept_households)
         .values_list("pk", "household_id")
-    ):
-        plan.watch_ids.append(watch_id)
-        plan.household_ids.add(household_id)
-    for check_in_id, household_id in (
+    ))
+    _take(plan.check_in_ids, plan.household_ids, (
         WatchCheckIn.objects.filter(arrangement__municipality_id=mid, checked_on__lt=cutoffs.watch_before)
         .exclude(arrangement_id__in=plan.watch_ids)
         .exclude(arrangement__household_id__in=kept_households)
         .values_list("pk", "arrangement__household_id")
-    ):
-        plan.check_in_ids.append(check_in_id)
-        plan.household_ids.add(household_id)
+    ))
 
     # meeting: kept while a concern or 見守り that stays came from it.
     meeting_year_end = fiscal_year_bounds(cutoffs.meeting_fiscal_year)[1]

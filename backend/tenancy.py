@@ -199,7 +199,9 @@ def job_scope(municipality_id: object, *, alias: str = "default") -> Iterator[Sc
     """A job's scope: it must name an existing municipality, or it does nothing at all."""
     if isinstance(municipality_id, bool) or not isinstance(municipality_id, int) or municipality_id <= 0:
         raise TenantRequired(f"a job needs the id of the municipality it works for, not {municipality_id!r}")
-    if municipality_id not in municipality_ids():
+    from neighborhoods.models import Municipality
+
+    if not Municipality.objects.filter(pk=municipality_id).exists():
         raise TenantRequired(f"no municipality with id {municipality_id}")
     with scope(municipality_id, alias=alias) as entered:
         yield entered

@@ -365,10 +365,9 @@ def test_purge_removes_exactly_the_expired_records(town, other_town, django_capt
     assert all(path.exists() for photo in other.gone_photos for path in photo_files(photo))
 
 
-def test_nothing_of_a_household_with_an_open_case_goes_whatever_its_age(town, settings):
-    w = build_world(town)
-    household = w.household_open
-    before = {
+def records_of(household) -> dict[str, set]:
+    """The ids of every kind of record of one household."""
+    return {
         "cases": set(OutreachCase.objects.filter(household=household).values_list("pk", flat=True)),
         "concerns": set(Concern.objects.filter(household=household).values_list("pk", flat=True)),
         "visits": set(VisitRecord.objects.filter(household=household).values_list("pk", flat=True)),
@@ -379,21 +378,17 @@ def test_nothing_of_a_household_with_an_open_case_goes_whatever_its_age(town, se
         "plans": set(SupportPlan.objects.filter(case__household=household).values_list("pk", flat=True)),
         "case_meetings": set(CaseMeeting.objects.filter(case__household=household).values_list("pk", flat=True)),
     }
+
+
+def test_nothing_of_a_household_with_an_open_case_goes_whatever_its_age(town, settings):
+    w = build_world(town)
+    household = w.household_open
+    before = records_of(household)
     assert all(before.values())
     # Even far in the future, with the shortest periods.
     settings.TSUNAGU_RETENTION = dict.fromkeys(YEARS, 1)
     retention.purge(town.municipality.pk, dt.date(2040, 4, 1))
-    after = {
-        "cases": set(OutreachCase.objects.filter(household=household).values_list("pk", flat=True)),
-        "concerns": set(Concern.objects.filter(household=household).values_list("pk", flat=True)),
-        "visits": set(VisitRecord.objects.filter(household=household).values_list("pk", flat=True)),
-        "photos": set(Photo.objects.filter(visit_record__household=household).values_list("pk", flat=True)),
-        "watches": set(WatchArrangement.objects.filter(household=household).values_list("pk", flat=True)),
-        "check_ins": set(WatchCheckIn.objects.filter(arrangement__household=household).values_list("pk", flat=True)),
-        "contacts": set(CaseContact.objects.filter(case__household=household).values_list("pk", flat=True)),
-        "plans": set(SupportPlan.objects.filter(case__household=household).values_list("pk", flat=True)),
-        "case_meetings": set(CaseMeeting.objects.filter(case__household=household).values_list("pk", flat=True)),
-    }
+    after = records_of(household)
     assert after == before
     assert CampaignHousehold.objects.get(campaign=w.campaign_2020, household=household).priority_reason == "独居で心配"
     # …while the household without one lost every visit record no remaining concern came from.

@@ -183,13 +183,12 @@ def test_without_a_tenant_no_tenant_row_is_visible(town, other_town):
 def test_a_query_that_forgets_its_tenant_filter_gets_no_row_of_another_municipality(town, other_town):
     town.with_outreach()
     other_town.with_outreach()
-    services_contact = CaseContact.objects.filter(case=other_town.case)
     assert Household.objects.count() == 2
     with tenancy.scope(town.municipality.id):
         assert set(Household.objects.values_list("id", flat=True)) == {town.household.id}
         assert set(Concern.objects.values_list("municipality_id", flat=True)) == {town.municipality.id}
         assert set(OutreachCase.objects.values_list("id", flat=True)) == {town.case.id}
-        assert not services_contact.exists()
+        assert not CaseContact.objects.filter(case=other_town.case).exists()
         assert not ConcernTransition.objects.filter(concern=other_town.concern).exists()
         assert set(User.objects.values_list("municipality_id", flat=True)) == {town.municipality.id}
         assert not DeviceToken.objects.filter(user__municipality=other_town.municipality).exists()
