@@ -22,6 +22,7 @@ class AuditAction(models.TextChoices):
     EXPORT = "export", "出力"
     SHARE = "share", "共有"
     PURGE = "purge", "廃棄"  # 保存年限: records deleted when their retention ended (counts only)
+    CHANGE = "change", "変更"  # a decision that changes what the field sees (a campaign started, a conflict resolved)
 
 
 class AuditEvent(models.Model):

@@ -1,5 +1,7 @@
-"""Recording reads of sensitive detail. Call `record_read` from the service or handler that hands
-sensitive detail to a person; the row cannot be changed or deleted afterwards."""
+"""Recording reads of sensitive detail and decisions that change what the field sees. Call
+`record_read` from the service or handler that hands sensitive detail to a person, `record_change`
+where a person decides (a campaign started or closed, a conflict resolved); the row cannot be changed
+or deleted afterwards."""
 
 from typing import Any
 
@@ -37,6 +39,16 @@ def record_access(
 
 def record_read(request: HttpRequest, obj: models.Model, *, basis: str, detail: dict | None = None) -> AuditEvent:
     """Audit that the request's user read `obj`'s sensitive detail, on the stated basis."""
+    return _record_request(request, obj, basis=basis, detail=detail, action=AuditEvent.Action.READ)
+
+
+def record_change(request: HttpRequest, obj: models.Model, *, basis: str, detail: dict | None = None) -> AuditEvent:
+    """Audit a decision the request's user made about `obj` that changes what others see or do (a
+    campaign started or closed, an edit conflict resolved); `detail` says what changed."""
+    return _record_request(request, obj, basis=basis, detail=detail, action=AuditEvent.Action.CHANGE)
+
+
+def _record_request(request: HttpRequest, obj: models.Model, *, basis: str, detail: dict | None, action: str) -> AuditEvent:
     from accounts.services import client_ip  # accounts records its own events through this module
 
     token = getattr(request, "device_token", None)
@@ -45,6 +57,7 @@ def record_read(request: HttpRequest, obj: models.Model, *, basis: str, detail: 
         object_type=obj._meta.label_lower,
         object_id=obj.pk,
         basis=basis,
+        action=action,
         device_token_id=token.pk if token else None,
         ip=client_ip(request),
         detail=detail,
