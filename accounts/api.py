@@ -75,8 +75,9 @@ def me(request: AuthedRequest):
 
 
 @router.get("/me/devices", response=list[DeviceTokenOut], summary="My devices")
+@paginate(Paginated)
 def my_devices(request: AuthedRequest):
-    return list(request.auth.device_tokens.all())
+    return request.auth.device_tokens.order_by("-created_at", "pk")
 
 
 @router.get("/users", response=list[UserOut], summary="Users of my municipality (whole-municipality roles)")
@@ -94,10 +95,11 @@ def get_user(request: AuthedRequest, user_id: int):
 
 
 @router.get("/users/{user_id}/devices", response=list[DeviceTokenOut], summary="A user's devices (coordinators)")
+@paginate(Paginated)
 def list_user_devices(request: AuthedRequest, user_id: int):
     require_user_manager(request.auth)
     user = get_object_or_404(manageable_users(request.auth), pk=user_id)
-    return list(user.device_tokens.all())
+    return user.device_tokens.order_by("-created_at", "pk")
 
 
 @router.delete("/users/{user_id}/devices/{token_id}", response={204: None}, summary="Revoke a user's device")

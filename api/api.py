@@ -1,10 +1,14 @@
 """The one NinjaAPI: authentication, error format, versioning. Each app's router is mounted here."""
 
+from ninja.errors import ValidationError, ValidationErrorContext
+from ninja.router import BoundRouter
+
 from accounts.api import router as accounts_router
 from api import errors
 from api.auth import default_auth
 from api.health import router as health_router
 from api.openapi import DocumentedNinjaAPI
+from api.params import refuse_unknown_query_parameters
 from api.parser import JsonOnlyParser
 from audit.api import router as audit_router
 from maps.api import router as maps_router
@@ -14,8 +18,21 @@ from visits.api import router as visits_router
 from visits.photo_api import router as photos_router
 from visits.sync_api import router as sync_router
 
+
+class TsunaguAPI(DocumentedNinjaAPI):
+    """Every operation refuses query parameters it does not declare (api.params), and validation
+    errors name what the client sent (api.errors.client_errors), not ninja's argument names."""
+
+    def _get_bound_routers(self) -> list[BoundRouter]:
+        bound_routers = super()._get_bound_routers()
+        refuse_unknown_query_parameters(bound_routers)
+        return bound_routers
+
+    def validation_error_from_error_contexts(self, error_contexts: list[ValidationErrorContext]) -> ValidationError:
+        return ValidationError(errors.client_errors(error_contexts))
+
 # An ASCII title: client generators derive package names from it.
-api = DocumentedNinjaAPI(
+api = TsunaguAPI(
     title="tsunagu API",
     version="1",
     description=(
@@ -38,5 +55,6 @@ api.add_router("/audit/", audit_router)
 api.add_router("/", neighborhoods_router)
 api.add_router("/", outreach_router)
 api.add_router("/", visits_router)
+api.add_router("/", "visits.conflicts_api.router")  # 編集の競合: /conflicts
 api.add_router("/sync/photos/", photos_router)
 api.add_router("/sync/", sync_router)

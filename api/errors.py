@@ -12,7 +12,14 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, Request
 from django.db import DataError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Throttled, ValidationError
+from ninja.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    HttpError,
+    Throttled,
+    ValidationError,
+    ValidationErrorContext,
+)
 from psycopg.errors import DeadlockDetected, LockNotAvailable, SerializationFailure
 
 from backend.errors import CODES_BY_STATUS, RateLimited, TsunaguError, error_body
@@ -32,6 +39,37 @@ def _validation_details(errors: list[dict]) -> list[dict]:
     return out
 
 
+def client_errors(error_contexts: list[ValidationErrorContext]) -> list[dict[str, Any]]:
+    """ninja's validation errors with locations in the client's terms: `["body", "field", …]`,
+    `["query", "name"]`, `["path", "name"]`. ninja reads a body into the handler's argument (say
+    `payload`) and reports `["body", "payload", "field"]`; the client never sent a `payload`.
+    Flattened query filters (`Query[HouseholdFilter]`) are already reported by parameter name."""
+    errors: list[dict[str, Any]] = []
+    for context in error_contexts:
+        model = context.model
+        source = model.__ninja_param_source__
+        single = getattr(model, "__read_from_single_attr__", None) if source == "body" else None
+        for error in context.pydantic_validation_error.errors(include_url=False):
+            loc = tuple(error["loc"])
+            loc = model.__ninja_flatten_map_reverse__.get(loc, loc)
+            if single and loc[:1] == (single,):
+                loc = loc[1:]  # the body is the argument itself, not an object holding it
+            item: dict[str, Any] = {"loc": (source, *loc), "msg": error["msg"], "type": error["type"]}
+            errors.append(item)
+    return errors
+
+
+def describe(details: list[dict]) -> str:
+    """`field: message` for the first few problems, a field named as the client wrote it
+    (`items.0.date`; the source alone when the whole body or query is at fault)."""
+    parts = []
+    for detail in details[:5]:
+        loc = [str(p) for p in detail.get("loc", ())]
+        where = ".".join(loc[1:]) or (loc[0] if loc else "request")
+        parts.append(f"{where}: {detail.get('msg', '')}")
+    return "; ".join(parts)
+
+
 def install(api: NinjaAPI) -> None:
     @api.exception_handler(TsunaguError)
     def domain_error(request: HttpRequest, exc: TsunaguError) -> HttpResponse:
@@ -43,8 +81,7 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(ValidationError)
     def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
         details = _validation_details(exc.errors)
-        where = ", ".join(".".join(d["loc"]) + ": " + d["msg"] for d in details[:5])
-        return error_response(422, "invalid", f"The request is not valid ({where}).", details)
+        return error_response(422, "invalid", f"The request is not valid ({describe(details)}).", details)
 
     @api.exception_handler(HttpError)
     def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:

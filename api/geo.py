@@ -1,12 +1,14 @@
-"""Geometry across the API is GeoJSON (RFC 7946, lon/lat, EPSG:4326)."""
+"""Geometry across the API is GeoJSON (RFC 7946, lon/lat, EPSG:4326), in and out, in the API and
+in the sync. A device's GPS fix is a GeoJSON Point with the foreign member `accuracy_m` (RFC 7946
+§6.1): `{"type": "Point", "coordinates": [133.74, 35.49], "accuracy_m": 12}`."""
 
-from typing import Literal
+from typing import Any, Literal
 
 from django.contrib.gis.geos import GEOSGeometry, Point
 from ninja import Field, Schema
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
-from api.schemas import BodySchema
+from api.schemas import BodySchema, PayloadModel
 
 
 class PointIn(BodySchema):
@@ -23,6 +25,49 @@ class PointIn(BodySchema):
 
     def to_geos(self) -> Point:
         return Point(self.coordinates[0], self.coordinates[1], srid=4326)
+
+
+class SyncPointIn(PayloadModel):
+    """A point in a sync operation (a concern's pin, a household's location): a GeoJSON Point.
+    Deprecated, still accepted because tablets were built against the first contract:
+    `{"lon": …, "lat": …}`, read as the same Point (one parser for every sync kind)."""
+
+    type: Literal["Point"]
+    coordinates: list[float] = Field(..., min_length=2, max_length=2, description="[longitude, latitude]")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_lon_lat(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "type" not in value and ("lon" in value or "lat" in value):
+            rest = {k: v for k, v in value.items() if k not in ("lon", "lat")}
+            return {"type": "Point", "coordinates": [value.get("lon"), value.get("lat")], **rest}
+        return value
+
+    @field_validator("coordinates")
+    @classmethod
+    def _in_range(cls, value: list[float]) -> list[float]:
+        lon, lat = value
+        if not (-180 <= lon <= 180) or not (-90 <= lat <= 90):
+            raise ValueError("coordinates must be [longitude, latitude] within [-180..180, -90..90]")
+        return value
+
+    @property
+    def lon(self) -> float:
+        return self.coordinates[0]
+
+    @property
+    def lat(self) -> float:
+        return self.coordinates[1]
+
+    def to_geos(self) -> Point:
+        return Point(self.coordinates[0], self.coordinates[1], srid=4326)
+
+
+class DeviceFixIn(SyncPointIn):
+    """Where a device was (a visit's GPS fix): a GeoJSON Point with the foreign member
+    `accuracy_m`; deprecated: `{"lon", "lat", "accuracy_m"}`."""
+
+    accuracy_m: float | None = Field(None, ge=0, le=100_000, description="The fix's accuracy in metres")
 
 
 class PointOut(Schema):

@@ -3,8 +3,9 @@ can give, described once here instead of on each of ~80 operations.
 
 Which errors an operation documents follows from its shape: 401/403 where authentication applies,
 404 where an authenticated request names anything (an id in the path, query or body that the caller
-may not see answers 404), 400/413/415 where a body is read, 409 for writes, 422 where anything is
-parsed, 429 where a throttle applies. All of them carry the one body of api/errors.py.
+may not see answers 404), 400/413/415 where a body is read, 409 for writes, 422 everywhere (every
+operation parses its query string, and refuses parameters it does not declare: api.params), 429
+where a throttle applies. All of them carry the one body of api/errors.py.
 """
 
 import re
@@ -63,8 +64,7 @@ def error_statuses(operation: Operation, method: str, path: str, details: dict[s
         statuses |= {400, 413, 415}
     if method in _WRITE_METHODS:
         statuses.add(409)
-    if parameters or has_body:
-        statuses.add(422)
+    statuses.add(422)  # at least an unknown query parameter (api.params)
     if operation.throttle_objects:
         statuses.add(429)
     return sorted(statuses)

@@ -353,6 +353,7 @@ def _plan(municipality_id: int, cutoffs: Cutoffs) -> PurgePlan:
         .exclude(arrangement__household_id__in=kept_households)
         .values_list("pk", "arrangement__household_id")
     ))
+    plan.check_in_ids = _whole_chains(WatchCheckIn, plan.check_in_ids)
 
     # meeting: kept while a concern or 見守り that stays came from it.
     meeting_year_end = fiscal_year_bounds(cutoffs.meeting_fiscal_year)[1]
@@ -419,6 +420,35 @@ def _delete(model: type[models.Model], ids: Iterable[Any], lookup: str = "pk") -
     return deleted
 
 
+def _whole_chains(model: type[models.Model], ids: list[Any]) -> list[Any]:
+    """Entries corrected by superseding ones (見守り check-ins, case contacts) go with their whole
+    chain of corrections or not at all: a kept correction still refers to (PROTECT) what it corrects,
+    and an original left without its correction would stand again."""
+    chosen = set(ids)
+    while True:
+        links = model._default_manager.filter(
+            Q(pk__in=chosen, supersedes__isnull=False) | Q(supersedes__in=chosen)
+        ).values_list("pk", "supersedes_id")
+        drop = {pk for pk, earlier in links if earlier not in chosen} | {earlier for pk, earlier in links if pk not in chosen}
+        if not drop & chosen:
+            return [pk for pk in ids if pk in chosen]
+        chosen -= drop
+
+
+def _delete_corrections_first(model: type[models.Model], ids: Iterable[Any]) -> Counter[str]:
+    """Delete entries linked by `supersedes` (PROTECT): a correction before what it corrects."""
+    remaining, deleted = set(ids), Counter[str]()
+    while remaining:
+        corrected = set(
+            model._default_manager.filter(pk__in=remaining, superseded_by__in=remaining).values_list("pk", flat=True)
+        )
+        if corrected == remaining:  # cannot happen: supersession chains end
+            raise RuntimeError(f"{model._meta.label} supersession cycle")
+        deleted.update(_delete(model, remaining - corrected))
+        remaining = corrected
+    return deleted
+
+
 def _delete_visit_records(plan: PurgePlan) -> int:
     """Corrections first: a record goes once nothing left in the purge supersedes it."""
     from visits.models import VisitRecord
@@ -449,7 +479,7 @@ def _remove_files(paths: list[Path]) -> None:
 
 
 def _execute(plan: PurgePlan) -> dict[str, int]:
-    from outreach.models import Concern, Meeting, OutreachCase, WatchArrangement, WatchCheckIn
+    from outreach.models import CaseContact, Concern, Meeting, OutreachCase, WatchArrangement, WatchCheckIn
     from visits.models import CampaignHousehold, EditConflict, Hearing, Photo, SyncOperation
 
     concern_history, case_history = _history("ConcernHistory"), _history("OutreachCaseHistory")
@@ -467,9 +497,10 @@ def _execute(plan: PurgePlan) -> dict[str, int]:
     counts["concern_transitions"] = done["outreach.ConcernTransition"]
     counts["concern_history_events"] = sum(_delete(concern_history, plan.concern_ids, "pgh_obj_id").values())
 
+    contacts = _delete_corrections_first(CaseContact, CaseContact.objects.filter(case_id__in=plan.case_ids).values_list("pk", flat=True))
     done = _delete(OutreachCase, plan.case_ids)
     counts["cases"] = done["outreach.OutreachCase"]
-    counts["case_contacts"] = done["outreach.CaseContact"]
+    counts["case_contacts"] = done["outreach.CaseContact"] + contacts["outreach.CaseContact"]
     counts["case_meetings"] = done["outreach.CaseMeeting"]
     counts["support_plans"] = done["outreach.SupportPlan"]
     counts["case_history_events"] += sum(_delete(case_history, plan.case_ids, "pgh_obj_id").values())
@@ -481,11 +512,13 @@ def _execute(plan: PurgePlan) -> dict[str, int]:
     for chunk in _chunks(plan.priority_note_ids):
         counts["priority_notes"] += CampaignHousehold.objects.filter(pk__in=chunk).update(priority_reason="")
 
+    check_ins = _delete_corrections_first(
+        WatchCheckIn, [*WatchCheckIn.objects.filter(arrangement_id__in=plan.watch_ids).values_list("pk", flat=True),
+                       *plan.check_in_ids],
+    )
     done = _delete(WatchArrangement, plan.watch_ids)
     counts["watches"] = done["outreach.WatchArrangement"]
-    counts["watch_check_ins"] = done["outreach.WatchCheckIn"] + _delete(WatchCheckIn, plan.check_in_ids)[
-        "outreach.WatchCheckIn"
-    ]
+    counts["watch_check_ins"] = done["outreach.WatchCheckIn"] + check_ins["outreach.WatchCheckIn"]
     counts["meetings"] = _delete(Meeting, plan.meeting_ids)["outreach.Meeting"]
 
     # Conflicts before the operations they point at (PROTECT).

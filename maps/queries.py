@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import connection
 
 from accounts.models import User
+from outreach.models import case_overdue_sql, watch_overdue_sql
 from visits.models import CampaignHousehold
 
 _FINAL = "(" + ", ".join(f"'{state}'" for state in CampaignHousehold.FINAL_STATES) + ")"
@@ -490,7 +491,7 @@ def read_isolation(
 
 # --- the overdue list ----------------------------------------------------------------------------
 
-OVERDUE_SQL = """
+OVERDUE_SQL = f"""
 WITH x AS (
   SELECT 'case' AS kind, c.id::text AS id, c.household_id, h.neighborhood_id, n.name AS neighborhood_name,
          c.title AS label, c.stage AS detail, c.next_contact_due AS due, c.last_contact_on AS last_contact,
@@ -499,25 +500,25 @@ WITH x AS (
     JOIN neighborhoods_household h ON h.id = c.household_id
     LEFT JOIN neighborhoods_neighborhood n ON n.id = h.neighborhood_id
     LEFT JOIN visits_partnerorganization p ON p.id = c.lead_partner_id
-   WHERE c.municipality_id = %(municipality)s AND c.status = 'open' AND c.overdue
+   WHERE c.municipality_id = %(municipality)s AND {case_overdue_sql("c", "%(today)s")}
   UNION ALL
   SELECT 'watch', w.id::text, w.household_id, h.neighborhood_id, n.name,
          w.watcher_name, w.watcher_role, w.next_due, w.last_check_in, w.watcher_name, h.location
     FROM outreach_watcharrangement w
     JOIN neighborhoods_household h ON h.id = w.household_id
     LEFT JOIN neighborhoods_neighborhood n ON n.id = h.neighborhood_id
-   WHERE w.municipality_id = %(municipality)s AND w.ended_on IS NULL AND w.overdue
+   WHERE w.municipality_id = %(municipality)s AND {watch_overdue_sql("w", "%(today)s")}
 )
 SELECT x.*, ST_X(x.location) AS lon, ST_Y(x.location) AS lat, count(*) OVER () AS total_count
   FROM x
  WHERE (%(kind)s::text IS NULL OR x.kind = %(kind)s::text)
  ORDER BY x.due, x.kind, x.id
  LIMIT %(limit)s OFFSET %(offset)s
-"""
+"""  # noqa: S608 - constant fragments (the overdue rule of outreach.models), values bound
 
 
 def read_overdue(*, municipality_id: int, kind: str | None, limit: int, offset: int, today: dt.date) -> tuple[list[dict], int]:
-    params = {"municipality": municipality_id, "kind": kind, "limit": limit, "offset": offset}
+    params = {"municipality": municipality_id, "kind": kind, "limit": limit, "offset": offset, "today": today}
     rows = _rows(OVERDUE_SQL, params)
     if not rows and offset:
         head = _rows(OVERDUE_SQL, {**params, "limit": 1, "offset": 0})

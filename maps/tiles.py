@@ -36,6 +36,7 @@ from accounts.access import municipality_id_of
 from accounts.models import User
 from backend.errors import InvalidInput, NotFound
 from maps import access, queries
+from outreach.models import case_overdue_sql
 from visits.models import Campaign
 
 MAX_ZOOM = 22
@@ -143,14 +144,15 @@ def _concerns(req: TileRequest) -> tuple[str, list]:
 def _cases(req: TileRequest) -> tuple[str, list]:
     cond = access.layer_condition(req.user, "cases", "c.id")
     sql = f"""
-    SELECT {_geom('h.location')} AS geom, c.id::text AS id, c.stage, c.overdue,
+    SELECT {_geom('h.location')} AS geom, c.id::text AS id, c.stage, {case_overdue_sql("c")} AS overdue,
            c.next_contact_due::text AS next_contact_due, c.lead_partner_id, h.neighborhood_id,
            c.household_id::text AS household_id
       FROM bounds b
       JOIN neighborhoods_household h ON h.location && b.env4326
       JOIN outreach_outreachcase c ON c.household_id = h.id
      WHERE c.municipality_id = %s AND c.status = 'open' AND {cond.sql}"""  # noqa: S608 - constant fragments, values bound
-    return sql, [req.user.municipality_id, *cond.params]
+    # overdue is computed against today (Asia/Tokyo), which the ETag includes (_tag)
+    return sql, [timezone.localdate(), req.user.municipality_id, *cond.params]
 
 
 def _resources(req: TileRequest) -> tuple[str, list]:
@@ -309,7 +311,7 @@ def _tag(req: TileRequest, version: str) -> str:
     bucket = int(time.time() // VOLATILE_SECONDS) if LAYERS[req.layer].volatile else 0
     basis = "|".join([
         "tile-v1", req.layer, f"{req.z}/{req.x}/{req.y}", req.options(), access.scope_key(req.user), version,
-        str(bucket),
+        str(bucket), timezone.localdate().isoformat(),
     ])
     return 'W/"' + hashlib.sha256(basis.encode()).hexdigest()[:32] + '"'
 

@@ -45,9 +45,9 @@ def _allocated_neighborhoods(user: User) -> QuerySet:
 
     return (
         Allocation.objects.filter(
-            municipality_id=municipality_id_of(user), partner_organization_id=user.partner_organization_id
+            municipality_id=municipality_id_of(user), partner_organization_id=user.partner_organization_id,
+            campaign__status="running",
         )
-        .exclude(campaign__status="closed")
         .values("neighborhood_id")
     )
 

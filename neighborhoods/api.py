@@ -36,17 +36,21 @@ router = Router(tags=["places"])
 
 
 @router.get("/districts", response=list[DistrictOut], summary="地区")
+@paginate(Paginated)
 def list_districts(request: AuthedRequest):
-    return list(access.visible_districts(request.auth).annotate(neighborhood_count=Count("neighborhoods")))
+    return access.visible_districts(request.auth).annotate(neighborhood_count=Count("neighborhoods")).order_by("name", "pk")
 
 
 @router.get("/daily-life-areas", response=list[DailyLifeAreaOut], summary="日常生活圏域")
+@paginate(Paginated)
 def list_daily_life_areas(request: AuthedRequest):
-    return list(
-        access.visible_daily_life_areas(request.auth).annotate(
+    return (
+        access.visible_daily_life_areas(request.auth)
+        .annotate(
             neighborhood_count=Count("neighborhoods", distinct=True),
             household_count=Count("neighborhoods__households", distinct=True),
         )
+        .order_by("name", "pk")
     )
 
 

@@ -8,6 +8,10 @@ sync go through these functions.
 - commissioner (民生委員): concerns they flagged, and the status (not the content: concern_view) of
   others' concerns in their own 自治会; never case notes;
 - admin: nothing here (no people data).
+
+Check-ins and case contacts are never edited or deleted; they are corrected by a superseding
+entry: a 民生委員 corrects their own check-ins, an outreach worker the contacts they logged (on a
+case they may write), coordinators any (may_correct_check_in / may_correct_contact).
 """
 
 from enum import StrEnum
@@ -19,7 +23,16 @@ from accounts.models import User
 from accounts.roles import Role
 from backend.errors import Forbidden
 from neighborhoods.access import household_scope
-from outreach.models import Concern, Meeting, OutreachCase, WatchArrangement
+from outreach.models import (
+    CaseContact,
+    CaseQuerySet,
+    Concern,
+    Meeting,
+    OutreachCase,
+    WatchArrangement,
+    WatchCheckIn,
+    WatchQuerySet,
+)
 
 READERS = (Role.COORDINATOR, Role.SUPERVISOR)
 
@@ -37,7 +50,7 @@ def visible_meetings(user: User) -> QuerySet[Meeting]:
     return Meeting.objects.none()
 
 
-def visible_watches(user: User) -> QuerySet[WatchArrangement]:
+def visible_watches(user: User) -> WatchQuerySet:
     if user.role in READERS:
         return WatchArrangement.objects.filter(municipality_id=municipality_id_of(user))
     if user.role == Role.COMMISSIONER:
@@ -116,7 +129,23 @@ def may_check_in(user: User, watch: WatchArrangement) -> bool:
     return user.role in (Role.COORDINATOR, Role.COMMISSIONER)
 
 
-def visible_cases(user: User) -> QuerySet[OutreachCase]:
+def may_correct_check_in(user: User, watch: WatchArrangement, entry: WatchCheckIn) -> bool:
+    """Correcting or retracting a check-in (a new entry that supersedes it): whoever may record
+    check-ins on the 見守り, and of them a 民生委員 only their own entries; coordinators any."""
+    if not may_check_in(user, watch):
+        return False
+    return user.role == Role.COORDINATOR or entry.recorded_by_id == user.pk
+
+
+def may_correct_contact(user: User, case: OutreachCase, entry: CaseContact) -> bool:
+    """Correcting or retracting a case contact: whoever may log contacts on the case, and of them
+    an outreach worker only the contacts they logged; coordinators any."""
+    if not may_write_case(user, case):
+        return False
+    return user.role == Role.COORDINATOR or entry.by_id == user.pk
+
+
+def visible_cases(user: User) -> CaseQuerySet:
     if user.role in READERS:
         return OutreachCase.objects.filter(municipality_id=municipality_id_of(user))
     if user.role == Role.OUTREACH_WORKER:

@@ -17,7 +17,7 @@ from audit.services import record_read
 from backend.errors import Forbidden
 from neighborhoods.access import visible_neighborhoods
 from outreach import access, services
-from outreach.models import Concern, OutreachCase
+from outreach.models import CaseContact, Concern, OutreachCase, WatchArrangement, WatchCheckIn
 from outreach.schemas import (
     CaseDetailOut,
     CaseIn,
@@ -25,7 +25,9 @@ from outreach.schemas import (
     CaseMeetingOut,
     CaseOut,
     CasePatch,
+    CheckInCorrectionIn,
     CheckInIn,
+    CheckInOut,
     CloseIn,
     ConcernDetailAnyOut,
     ConcernDetailFullOut,
@@ -33,6 +35,8 @@ from outreach.schemas import (
     ConcernIn,
     ConcernListItemOut,
     ConsentIn,
+    ContactCorrectionIn,
+    ContactEntryOut,
     ContactIn,
     ContactOut,
     MatchIn,
@@ -91,22 +95,49 @@ def get_meeting(request: AuthedRequest, meeting_id: int):
 @router.get("/watches", response=list[WatchOut], summary="見守り")
 @paginate(Paginated)
 def list_watches(request: AuthedRequest, overdue: bool | None = None, household: UUID | None = None):
-    watches = access.visible_watches(request.auth).filter(ended_on__isnull=True)
+    watches = access.visible_watches(request.auth).filter(ended_on__isnull=True).with_overdue()
     if overdue is not None:
-        watches = watches.filter(overdue=overdue)
+        watches = watches.filter(overdue_today=overdue)
     if household:
         watches = watches.filter(household_id=household)
     return watches.order_by("next_due", "pk")
 
 
+def _watch(request: AuthedRequest, watch_id: int, *, write: bool = False) -> WatchArrangement:
+    watch = get_object_or_404(access.visible_watches(request.auth).with_overdue(), pk=watch_id)
+    if write and not access.may_check_in(request.auth, watch):
+        raise Forbidden("Coordinators and 民生委員 record 見守り check-ins.")
+    return watch
+
+
 @router.post("/watches/{watch_id}/check-ins", response={201: WatchOut}, summary="A 見守り check-in")
 def watch_check_in(request: AuthedRequest, watch_id: int, payload: CheckInIn):
-    watch = get_object_or_404(access.visible_watches(request.auth), pk=watch_id)
-    if not access.may_check_in(request.auth, watch):
-        raise Forbidden("Coordinators and 民生委員 record 見守り check-ins.")
+    watch = _watch(request, watch_id, write=True)
     services.check_in(watch=watch, checked_on=payload.checked_on, ok=payload.ok, note=payload.note, by=request.auth)
-    watch.refresh_from_db()
-    return Status(201, watch)
+    return Status(201, _watch(request, watch_id))
+
+
+@router.get(
+    "/watches/{watch_id}/check-ins", response=list[CheckInOut],
+    summary="A 見守り's check-ins with their corrections (newest first)",
+)
+@paginate(Paginated)
+def list_check_ins(request: AuthedRequest, watch_id: int):
+    watch = _watch(request, watch_id)
+    return WatchCheckIn.objects.filter(arrangement=watch).select_related("superseded_by").order_by("-checked_on", "-pk")
+
+
+@router.post(
+    "/watches/{watch_id}/check-ins/{check_in_id}/corrections", response={201: CheckInOut},
+    summary="Correct or retract a 見守り check-in (a new entry that supersedes it, with the reason)",
+)
+def correct_check_in(request: AuthedRequest, watch_id: int, check_in_id: int, payload: CheckInCorrectionIn):
+    watch = _watch(request, watch_id, write=True)
+    entry = services.correct_check_in(
+        watch=watch, check_in_id=check_in_id, by=request.auth, reason=payload.reason, retract=payload.retract,
+        checked_on=payload.checked_on, ok=payload.ok, note=payload.note,
+    )
+    return Status(201, entry)
 
 
 # --- concerns ---------------------------------------------------------------------------------------
@@ -214,18 +245,18 @@ class CaseFilter(Schema):
 @router.get("/cases", response=list[CaseOut], summary="Cases I may see")
 @paginate(Paginated)
 def list_cases(request: AuthedRequest, filters: Query[CaseFilter]):
-    cases = access.visible_cases(request.auth)
+    cases = access.visible_cases(request.auth).with_overdue()
     if filters.status:
         cases = cases.filter(status=filters.status)
     if filters.overdue is not None:
-        cases = cases.filter(overdue=filters.overdue)
+        cases = cases.filter(overdue_today=filters.overdue)
     if filters.mine:
         cases = cases.filter(lead_worker=request.auth)
     return cases.order_by("next_contact_due", "pk")
 
 
 def _case(request: AuthedRequest, case_id: UUID, *, write: bool = False) -> OutreachCase:
-    case = get_object_or_404(access.visible_cases(request.auth), pk=case_id)
+    case = get_object_or_404(access.visible_cases(request.auth).with_overdue(), pk=case_id)
     if write and not access.may_write_case(request.auth, case):
         raise Forbidden("Only coordinators and the case's lead corporation change it.")
     return case
@@ -254,6 +285,30 @@ def log_contact(request: AuthedRequest, case_id: UUID, payload: ContactIn):
     contact = services.log_contact(
         case=case, by=request.auth, kind=payload.kind, contacted_on=payload.contacted_on, reached=payload.reached,
         note=payload.note, contact_id=payload.id,
+    )
+    return Status(201, contact)
+
+
+@router.get(
+    "/cases/{case_id}/contacts", response=list[ContactEntryOut],
+    summary="A case's contact log with its corrections, newest first (audited)",
+)
+@paginate(Paginated)
+def list_contacts(request: AuthedRequest, case_id: UUID):
+    case = _case_detail(request, _case(request, case_id))
+    return CaseContact.objects.filter(case=case).select_related("superseded_by").order_by("-contacted_on", "-created_at", "pk")
+
+
+@router.post(
+    "/cases/{case_id}/contacts/{contact_id}/corrections", response={201: ContactEntryOut},
+    summary="Correct or retract a contact (a new entry that supersedes it, with the reason)",
+)
+def correct_contact(request: AuthedRequest, case_id: UUID, contact_id: UUID, payload: ContactCorrectionIn):
+    case = _case(request, case_id, write=True)
+    contact = services.correct_contact(
+        case=case, contact_id=contact_id, by=request.auth, reason=payload.reason, retract=payload.retract,
+        kind=payload.kind, contacted_on=payload.contacted_on, reached=payload.reached, note=payload.note,
+        new_id=payload.id,
     )
     return Status(201, contact)
 
@@ -287,24 +342,33 @@ def close_case(request: AuthedRequest, case_id: UUID, payload: CloseIn):
 
 
 class OverdueCasesAndWatchesOut(Schema):
+    """Two lists in one object, not a page: everything overdue today (computed when read), cases
+    and 見守り apart; the paginated, map-ready list of the same is /maps/overdue."""
+
     cases: list[CaseOut]
     watches: list[WatchOut]
 
 
-@router.get("/me/overdue", response=OverdueCasesAndWatchesOut, summary="My overdue cases (workers) and 見守り (民生委員)")
+@router.get(
+    "/me/overdue", response=OverdueCasesAndWatchesOut,
+    summary="My overdue cases (workers) and 見守り (民生委員): {cases, watches}, not paginated",
+)
 def my_overdue(request: AuthedRequest):
-    cases = access.visible_cases(request.auth).filter(overdue=True, lead_worker=request.auth)
-    watches = access.visible_watches(request.auth).filter(overdue=True, ended_on__isnull=True)
+    cases = access.visible_cases(request.auth).overdue().filter(lead_worker=request.auth)
+    watches = access.visible_watches(request.auth).overdue()
     if request.auth.role != Role.COMMISSIONER:
         watches = watches.none()
-    return {"cases": list(cases.order_by("next_contact_due")), "watches": list(watches.order_by("next_due"))}
+    return {"cases": list(cases.order_by("next_contact_due", "pk")), "watches": list(watches.order_by("next_due", "pk"))}
 
 
-@router.get("/overdue", response=OverdueCasesAndWatchesOut, summary="All overdue cases and 見守り (coordinators, supervisors)")
+@router.get(
+    "/overdue", response=OverdueCasesAndWatchesOut,
+    summary="All overdue cases and 見守り (coordinators, supervisors): {cases, watches}, not paginated",
+)
 def all_overdue(request: AuthedRequest):
     if request.auth.role not in access.READERS:
         raise Forbidden("Coordinators and supervisors see the municipality's overdue list.")
     return {
-        "cases": list(access.visible_cases(request.auth).filter(overdue=True).order_by("next_contact_due")),
-        "watches": list(access.visible_watches(request.auth).filter(overdue=True, ended_on__isnull=True).order_by("next_due")),
+        "cases": list(access.visible_cases(request.auth).overdue().order_by("next_contact_due", "pk")),
+        "watches": list(access.visible_watches(request.auth).overdue().order_by("next_due", "pk")),
     }

@@ -1,6 +1,7 @@
 """What the visits and the neighbourhood find, followed up until someone is connected to support:
 支え愛連絡会 meetings and 見守り, concerns (気づき) and continuous outreach cases (継続的支援)."""
 
+import datetime as dt
 import uuid
 from typing import TypeAlias
 
@@ -8,7 +9,10 @@ import pghistory
 from django.conf import settings
 from django.contrib.gis.db import models
 from django.contrib.postgres.fields import ArrayField
-from django.db.models import Q
+from django.db import connection
+from django.db.models import F, Q
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
 
 from backend.db import change_seq_trigger
 
@@ -44,6 +48,70 @@ class Meeting(models.Model):
         return f"{self.neighborhood} {self.held_on}"
 
 
+# --- overdue: the one rule ----------------------------------------------------------------------
+# A case is overdue when it is open and its next contact was due before today; a 見守り when it has
+# not ended and its next check-in was due before today. "Today" is Asia/Tokyo's, decided in Python
+# (timezone.localdate()) and passed to SQL as a parameter, never the database's CURRENT_DATE. These
+# two SQL fragments are the only statement of the rule: the querysets' `with_overdue()` annotation
+# (every list, filter and output), the daily sweep's UPDATE and the map's overdue list use them.
+
+
+def case_overdue_sql(table: str, today: str = "%s") -> str:
+    """The overdue rule of a case as an SQL boolean over `table` (a table name or alias), with
+    `today` the placeholder of the day's parameter."""
+    return f"({table}.status = 'open' AND {table}.next_contact_due < {today})"
+
+
+def watch_overdue_sql(table: str, today: str = "%s") -> str:
+    """The overdue rule of a 見守り, as case_overdue_sql."""
+    return f"({table}.ended_on IS NULL AND {table}.next_due < {today})"
+
+
+class OverdueQuerySet(models.QuerySet):
+    """`with_overdue()` annotates `overdue_today` (the rule, today); `overdue(flag)` filters on it."""
+
+    @staticmethod
+    def overdue_sql(table: str, today: str = "%s") -> str:
+        raise NotImplementedError
+
+    def with_overdue(self, today: dt.date | None = None):
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        rule = RawSQL(  # noqa: S611 - a constant fragment; today is bound
+            self.overdue_sql(table), (today or timezone.localdate(),), output_field=models.BooleanField()
+        )
+        return self.annotate(overdue_today=rule)
+
+    def overdue(self, flag: bool = True, today: dt.date | None = None):
+        return self.with_overdue(today).filter(overdue_today=flag)
+
+
+class WatchQuerySet(OverdueQuerySet):
+    overdue_sql = staticmethod(watch_overdue_sql)
+
+
+class CaseQuerySet(OverdueQuerySet):
+    overdue_sql = staticmethod(case_overdue_sql)
+
+
+class CorrectableQuerySet(models.QuerySet):
+    def effective(self):
+        """The entries that stand: neither corrected by a later entry nor a retraction."""
+        return self.filter(superseded_by__isnull=True, retracted=False)
+
+
+def _correction_constraints(prefix: str) -> list[models.BaseConstraint]:
+    """A correction says why; only a correction may retract; an entry does not correct itself."""
+    return [
+        models.CheckConstraint(
+            condition=Q(supersedes__isnull=True, correction_reason="")
+            | (Q(supersedes__isnull=False) & ~Q(correction_reason="")),
+            name=f"{prefix}_correction_has_reason",
+        ),
+        models.CheckConstraint(condition=Q(retracted=False) | Q(supersedes__isnull=False), name=f"{prefix}_retraction_corrects"),
+        models.CheckConstraint(condition=~Q(supersedes=F("pk")), name=f"{prefix}_not_self_correcting"),
+    ]
+
+
 class WatchArrangement(models.Model):
     """見守り: who keeps an eye on which household, how often."""
 
@@ -57,8 +125,12 @@ class WatchArrangement(models.Model):
     ended_on = models.DateField(null=True, blank=True)
     last_check_in = models.DateField(null=True, blank=True)
     next_due = models.DateField()
-    overdue = models.BooleanField(default=False, help_text="Set by the daily sweep")
+    overdue = models.BooleanField(
+        default=False, help_text="The daily sweep's snapshot (for notifications); reads compute overdue (with_overdue)"
+    )
     notes = models.TextField(blank=True)
+
+    objects = WatchQuerySet.as_manager()
 
     class Meta:
         verbose_name = "見守り"
@@ -71,15 +143,27 @@ class WatchArrangement(models.Model):
 
 
 class WatchCheckIn(models.Model):
+    """A 見守り check-in. Never edited or deleted by anyone: a wrong one is corrected by a later entry
+    that supersedes it (with who and why), or retracted by one that says it should not exist."""
+
     arrangement = models.ForeignKey(WatchArrangement, on_delete=models.CASCADE, related_name="check_ins")
     checked_on = models.DateField()
     ok = models.BooleanField(default=True, help_text="False: something was wrong (raise a concern)")
     note = models.TextField(blank=True)
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    supersedes = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by",
+        help_text="The check-in this entry corrects (each is corrected at most once)",
+    )
+    correction_reason = models.TextField(blank=True, help_text="Why the superseded entry was wrong")
+    retracted = models.BooleanField(default=False, help_text="The superseded entry should not exist")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CorrectableQuerySet.as_manager()
 
     class Meta:
         ordering = ["-checked_on"]
+        constraints = _correction_constraints("checkin")
 
     def __str__(self) -> str:
         return f"{self.arrangement_id} {self.checked_on}"
@@ -251,7 +335,9 @@ class OutreachCase(models.Model):
     opened_on = models.DateField()
     last_contact_on = models.DateField(null=True, blank=True)
     next_contact_due = models.DateField()
-    overdue = models.BooleanField(default=False, help_text="Set by the daily sweep")
+    overdue = models.BooleanField(
+        default=False, help_text="The daily sweep's snapshot (for notifications); reads compute overdue (with_overdue)"
+    )
     closed_on = models.DateField(null=True, blank=True)
     closure_reason = models.CharField(max_length=15, choices=ClosureReason.choices, blank=True)
     evaluation = models.TextField(blank=True)
@@ -260,6 +346,8 @@ class OutreachCase(models.Model):
     change_seq = models.BigIntegerField(default=0, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CaseQuerySet.as_manager()
 
     class Meta:
         verbose_name = "継続的支援"
@@ -295,7 +383,8 @@ class CaseContactKind(models.TextChoices):
 
 
 class CaseContact(models.Model):
-    """One contact attempt in a case: a visit, a call, a letter, or no answer."""
+    """One contact attempt in a case: a visit, a call, a letter, or no answer. Never edited or
+    deleted by anyone: corrected by a later entry that supersedes it, as a 見守り check-in."""
 
     Kind: TypeAlias = CaseContactKind
 
@@ -306,10 +395,19 @@ class CaseContact(models.Model):
     reached = models.BooleanField(default=False)
     note = models.TextField(blank=True, help_text="要配慮個人情報")
     by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    supersedes = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by",
+        help_text="The contact this entry corrects (each is corrected at most once)",
+    )
+    correction_reason = models.TextField(blank=True, help_text="Why the superseded entry was wrong")
+    retracted = models.BooleanField(default=False, help_text="The superseded entry should not exist")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CorrectableQuerySet.as_manager()
 
     class Meta:
         ordering = ["-contacted_on", "-created_at"]
+        constraints = _correction_constraints("contact")
 
     def __str__(self) -> str:
         return f"{self.case_id} {self.contacted_on} {self.kind}"

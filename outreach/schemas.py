@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from ninja import Field, Schema
-from pydantic import RootModel
+from pydantic import RootModel, model_validator
 
 from api.geo import PointIn, PointOut, point_out
 from api.schemas import BodySchema, Id, Unchanged, Version
@@ -63,6 +63,21 @@ class MeetingDetailOut(MeetingOut):
     notes: str
 
 
+OVERDUE_DESCRIPTION = (
+    "Computed when read, against today in Asia/Tokyo: a case is overdue when open and its next contact was "
+    "due before today; a 見守り when running and its next check-in was due before today."
+)
+
+
+def resolve_overdue(obj) -> bool:
+    """The overdue rule of outreach.models, as annotated by `with_overdue()` on every list; a single
+    object made by a write is asked of the database with the same rule."""
+    value = getattr(obj, "overdue_today", None)
+    if value is None:
+        value = type(obj).objects.filter(pk=obj.pk).overdue().exists()
+    return bool(value)
+
+
 class WatchOut(Schema):
     id: int
     household_id: UUID
@@ -71,15 +86,74 @@ class WatchOut(Schema):
     cadence_days: int
     started_on: dt.date
     ended_on: dt.date | None
-    last_check_in: dt.date | None
+    last_check_in: dt.date | None = Field(..., description="The latest check-in that stands (not corrected or retracted)")
     next_due: dt.date
-    overdue: bool
+    overdue: bool = Field(..., description=OVERDUE_DESCRIPTION)
+
+    @staticmethod
+    def resolve_overdue(obj) -> bool:
+        return resolve_overdue(obj)
 
 
 class CheckInIn(BodySchema):
     checked_on: FactDate
     ok: bool = True
     note: Note = Field("", max_length=2000)
+
+
+CORRECTION_REASON = Field(..., min_length=1, max_length=2000, description="Why the entry is corrected or retracted")
+RETRACT = Field(False, description="true: the corrected entry should not exist (give no corrected fields)")
+
+
+class CheckInCorrectionIn(BodySchema):
+    """The check-in as it should have been (the same rules as a new one), or a retraction."""
+
+    reason: Note = CORRECTION_REASON
+    retract: bool = RETRACT
+    checked_on: FactDate | None = Field(None, description="Required unless retracting")
+    ok: bool = True
+    note: Note = Field("", max_length=2000)
+
+    @model_validator(mode="after")
+    def _retraction_or_fields(self):
+        if self.retract and self.model_fields_set & {"checked_on", "ok", "note"}:
+            raise ValueError("A retraction gives only the reason.")
+        return self
+
+
+def _superseded_by(obj):
+    later = getattr(obj, "superseded_by", None)
+    return later.pk if later is not None else None
+
+
+class CheckInOut(Schema):
+    """A 見守り check-in with its corrections: `supersedes` the entry it corrects, `superseded_by` the
+    entry that corrected it; a `retracted` entry says the one it supersedes should not exist. Only
+    entries neither superseded nor retractions count for the 見守り's last check-in and due date."""
+
+    id: int
+    watch_id: int
+    checked_on: dt.date
+    ok: bool
+    note: str
+    recorded_by_id: int
+    created_at: dt.datetime
+    supersedes: int | None
+    superseded_by: int | None
+    correction_reason: str
+    retracted: bool
+
+    @staticmethod
+    def resolve_watch_id(obj) -> int:
+        return obj.arrangement_id
+
+    @staticmethod
+    def resolve_supersedes(obj) -> int | None:
+        return obj.supersedes_id
+
+    @staticmethod
+    def resolve_superseded_by(obj) -> int | None:
+        return _superseded_by(obj)
 
 
 class ConcernIn(BodySchema):
@@ -185,12 +259,16 @@ class CaseOut(Schema):
     consent_date: dt.date | None
     status: str
     opened_on: dt.date
-    last_contact_on: dt.date | None
+    last_contact_on: dt.date | None = Field(..., description="The latest contact that stands (not corrected or retracted)")
     next_contact_due: dt.date
-    overdue: bool
+    overdue: bool = Field(..., description=OVERDUE_DESCRIPTION)
     closed_on: dt.date | None
     closure_reason: str
     version: int
+
+    @staticmethod
+    def resolve_overdue(obj) -> bool:
+        return resolve_overdue(obj)
 
 
 class ContactIn(BodySchema):
@@ -208,6 +286,43 @@ class ContactOut(Schema):
     reached: bool
     note: str
     by_id: int
+
+
+class ContactCorrectionIn(BodySchema):
+    """The contact as it should have been (the same rules as a new one), or a retraction."""
+
+    id: UUID | None = Field(None, description="The correction's id, made by the device")
+    reason: Note = CORRECTION_REASON
+    retract: bool = RETRACT
+    kind: CaseContact.Kind | None = Field(None, description="Required unless retracting")
+    contacted_on: FactDate | None = Field(None, description="Required unless retracting")
+    reached: bool = False
+    note: Note = Field("", max_length=10_000)
+
+    @model_validator(mode="after")
+    def _retraction_or_fields(self):
+        if self.retract and self.model_fields_set & {"kind", "contacted_on", "reached", "note"}:
+            raise ValueError("A retraction gives only the reason.")
+        return self
+
+
+class ContactEntryOut(ContactOut):
+    """A case contact with its corrections (as CheckInOut): only entries neither superseded nor
+    retractions count for the case's last contact and due date."""
+
+    created_at: dt.datetime
+    supersedes: UUID | None
+    superseded_by: UUID | None
+    correction_reason: str
+    retracted: bool
+
+    @staticmethod
+    def resolve_supersedes(obj) -> UUID | None:
+        return obj.supersedes_id
+
+    @staticmethod
+    def resolve_superseded_by(obj) -> UUID | None:
+        return _superseded_by(obj)
 
 
 class ConsentIn(BodySchema):
@@ -257,13 +372,15 @@ class CaseDetailOut(CaseOut):
     notes: str
     consent_scope: str
     evaluation: str
-    contacts: list[ContactOut]
+    contacts: list[ContactOut] = Field(
+        ..., description="The contacts that stand (the latest 200); the log with its corrections: GET /cases/{id}/contacts"
+    )
     meetings: list[CaseMeetingOut]
     plans: list[SupportPlanOut]
 
     @staticmethod
     def resolve_contacts(obj) -> list:
-        return list(obj.contacts.all()[:200])
+        return list(obj.contacts.all().effective()[:200])
 
     @staticmethod
     def resolve_meetings(obj) -> list:

@@ -6,14 +6,14 @@ from collections.abc import Iterable
 
 from django.contrib.gis.geos import Point
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 from accounts.access import municipality_id_of
 from accounts.models import User
 from accounts.roles import Role
 from backend.dates import require_fact_date
-from backend.errors import Conflict, InvalidInput, NotFound
+from backend.errors import Conflict, Forbidden, InvalidInput, NotFound
 from backend.versioning import lock_at_version
 from backend.vocabulary import CONCERN_CATEGORIES
 from neighborhoods.access import visible_households
@@ -30,6 +30,8 @@ from outreach.models import (
     SupportPlan,
     WatchArrangement,
     WatchCheckIn,
+    case_overdue_sql,
+    watch_overdue_sql,
 )
 
 S = Concern.Status
@@ -44,11 +46,16 @@ TRANSITIONS: dict[str, set[str]] = {
 }
 
 
+def _status_label(status: str) -> str:
+    """A concern status in the users' words: 「終了」 (closed), not an enum member."""
+    return f"「{S(status).label}」 ({S(status).value})" if status in S.values else repr(str(status))
+
+
 def _check_categories(categories: Iterable[str]) -> list[str]:
     categories = list(dict.fromkeys(categories))
     unknown = [c for c in categories if c not in CONCERN_CATEGORIES]
     if unknown:
-        raise InvalidInput(f"Unknown concern categories: {unknown}.", details=[{"loc": ["body", "categories"]}])
+        raise InvalidInput(f"Unknown concern categories: {', '.join(unknown)}.", details=[{"loc": ["body", "categories"]}])
     if not categories:
         raise InvalidInput("At least one category is needed.", details=[{"loc": ["body", "categories"]}])
     return categories
@@ -122,10 +129,12 @@ def transition_concern(
     if not reason.strip():
         raise InvalidInput("Say why (reason).", details=[{"loc": ["body", "reason"]}])
     if to not in TRANSITIONS.get(locked.status, set()):
-        allowed = sorted(TRANSITIONS.get(locked.status, set()))
+        allowed = sorted(str(s) for s in TRANSITIONS.get(locked.status, set()))
+        onward = "、".join(_status_label(s) for s in allowed) or "nothing (it is closed)"
         raise Conflict(
-            f"A concern cannot go from {locked.status} to {to}; from {locked.status} it can go to {allowed or 'nothing'}.",
-            code="invalid_transition", details={"from": locked.status, "to": to, "allowed": allowed},
+            f"A 気づき cannot go from {_status_label(locked.status)} to {_status_label(to)}; "
+            f"from {_status_label(locked.status)} it can go to {onward}.",
+            code="invalid_transition", details={"from": str(locked.status), "to": str(to), "allowed": allowed},
         )
     if to == S.REFERRED and not referred_to:
         raise InvalidInput("Referring needs the counter (referred_to).", details=[{"loc": ["body", "referred_to"]}])
@@ -196,18 +205,76 @@ def add_watch(
     return watch
 
 
-@transaction.atomic
-def check_in(*, watch: WatchArrangement, checked_on: dt.date, ok: bool, note: str, by: User) -> WatchCheckIn:
-    require_fact_date(checked_on, field="checked_on")
+def _running_watch(watch: WatchArrangement) -> WatchArrangement:
     locked = WatchArrangement.objects.select_for_update().get(pk=watch.pk)
     if locked.ended_on:
         raise Conflict("This 見守り has ended.", code="watch_ended")
+    return locked
+
+
+def _recompute_watch(locked: WatchArrangement) -> None:
+    """last_check_in / next_due from the check-ins that stand (corrected and retracted ones do not)."""
+    last = locked.check_ins.all().effective().aggregate(last=Max("checked_on"))["last"]
+    locked.last_check_in = last
+    locked.next_due = (last or locked.started_on) + dt.timedelta(days=locked.cadence_days)
+    locked.save(update_fields=["last_check_in", "next_due"])
+
+
+@transaction.atomic
+def check_in(
+    *, watch: WatchArrangement, checked_on: dt.date, ok: bool, note: str, by: User, supersedes_id: int | None = None,
+    correction_reason: str = "", retract: bool = False,
+) -> WatchCheckIn:
+    """A 見守り check-in; with `supersedes_id`, a correction of an earlier one (correct_check_in)."""
+    if supersedes_id is not None:
+        return correct_check_in(watch=watch, check_in_id=supersedes_id, by=by, reason=correction_reason,
+                                retract=retract, checked_on=checked_on, ok=ok, note=note)
+    if retract or correction_reason:
+        raise InvalidInput("Only a correction (supersedes) has a reason or retracts.", details=[{"loc": ["supersedes"]}])
+    require_fact_date(checked_on, field="checked_on")
+    locked = _running_watch(watch)
     entry = WatchCheckIn.objects.create(arrangement=locked, checked_on=checked_on, ok=ok, note=note, recorded_by=by)
-    if locked.last_check_in is None or checked_on >= locked.last_check_in:
-        locked.last_check_in = checked_on
-        locked.next_due = checked_on + dt.timedelta(days=locked.cadence_days)
-        locked.overdue = locked.next_due < timezone.localdate()
-        locked.save(update_fields=["last_check_in", "next_due", "overdue"])
+    _recompute_watch(locked)
+    return entry
+
+
+def _correction_reason(reason: str) -> str:
+    if not reason.strip():
+        raise InvalidInput("A correction says why the entry was wrong (reason).", details=[{"loc": ["body", "reason"]}])
+    return reason
+
+
+@transaction.atomic
+def correct_check_in(
+    *, watch: WatchArrangement, check_in_id: int, by: User, reason: str, retract: bool = False,
+    checked_on: dt.date | None = None, ok: bool = True, note: str = "",
+) -> WatchCheckIn:
+    """Correct a check-in by a new one that supersedes it (with who and why), or retract it; the
+    watch's last check-in and due date follow the check-ins that stand. Nothing is edited or deleted.
+    Who may: outreach.access.may_correct_check_in."""
+    reason = _correction_reason(reason)
+    if not retract:
+        if checked_on is None:
+            raise InvalidInput("A correction gives the check-in's date (checked_on), or retracts it.",
+                               details=[{"loc": ["body", "checked_on"]}])
+        require_fact_date(checked_on, field="checked_on")
+    locked = _running_watch(watch)
+    earlier = WatchCheckIn.objects.select_for_update().filter(arrangement=locked, pk=check_in_id).first()
+    if earlier is None:
+        raise NotFound("No such check-in of this 見守り.", code="check_in_unknown")
+    if not access.may_correct_check_in(by, locked, earlier):
+        raise Forbidden("A 民生委員 corrects their own check-ins; coordinators correct any.")
+    if WatchCheckIn.objects.filter(supersedes=earlier).exists():
+        raise Conflict("That check-in was already corrected; correct the newest correction instead.",
+                       code="already_corrected", details={"superseded_by": earlier.superseded_by.pk})
+    if retract:
+        checked_on, ok, note = earlier.checked_on, earlier.ok, earlier.note
+    assert checked_on is not None
+    entry = WatchCheckIn.objects.create(
+        arrangement=locked, checked_on=checked_on, ok=ok, note=note, recorded_by=by, supersedes=earlier,
+        correction_reason=reason, retracted=retract,
+    )
+    _recompute_watch(locked)
     return entry
 
 
@@ -257,36 +324,87 @@ CASE_EDITABLE = ("title", "cadence_days", "stage", "lead_partner", "lead_worker"
 @transaction.atomic
 def update_case(*, case: OutreachCase, changes: dict, base_version: int | None = None) -> OutreachCase:
     locked = _open_case(case)
-    lock_at_version(OutreachCase, locked.pk, base_version, "case")
+    # objects is a CaseQuerySet manager, which the Versioned protocol's invariant ClassVar does not match
+    lock_at_version(OutreachCase, locked.pk, base_version, "case")  # type: ignore[type-var]
     for name, value in changes.items():
         setattr(locked, name, value)
     if "cadence_days" in changes:
         since = locked.last_contact_on or locked.opened_on
         locked.next_contact_due = since + dt.timedelta(days=locked.cadence_days)
-        locked.overdue = locked.next_contact_due < timezone.localdate()
     locked.full_clean()
     locked.version += 1
     locked.save()
     return locked
 
 
+def _recompute_case_contacts(locked: OutreachCase, *, bump: bool = False) -> None:
+    """last_contact_on / next_contact_due from the contacts that stand (corrected and retracted ones
+    do not). Logging a contact changes nothing else of the case (the stage is set by hand). The
+    version moves when they change, or always (`bump`: a correction), so devices pull the case again."""
+    last = locked.contacts.all().effective().aggregate(last=Max("contacted_on"))["last"]
+    due = (last or locked.opened_on) + dt.timedelta(days=locked.cadence_days)
+    if bump or (last, due) != (locked.last_contact_on, locked.next_contact_due):
+        locked.last_contact_on, locked.next_contact_due = last, due
+        locked.version += 1
+        locked.save(update_fields=["last_contact_on", "next_contact_due", "version", "updated_at"])
+
+
+def _new_contact(locked: OutreachCase, *, contact_id, **fields) -> CaseContact:
+    contact = CaseContact(case=locked, **fields)
+    if contact_id:
+        contact.id = contact_id
+    contact.full_clean(exclude=["id", "supersedes"])
+    contact.save(force_insert=True)
+    return contact
+
+
 @transaction.atomic
 def log_contact(
     *, case: OutreachCase, by: User, kind: str, contacted_on: dt.date, reached: bool, note: str = "", contact_id=None,
+    supersedes_id=None, correction_reason: str = "", retract: bool = False,
 ) -> CaseContact:
+    """A contact of a case; with `supersedes_id`, a correction of an earlier one (correct_contact)."""
+    if supersedes_id is not None:
+        return correct_contact(case=case, contact_id=supersedes_id, by=by, reason=correction_reason, retract=retract,
+                               kind=kind, contacted_on=contacted_on, reached=reached, note=note, new_id=contact_id)
+    if retract or correction_reason:
+        raise InvalidInput("Only a correction (supersedes) has a reason or retracts.", details=[{"loc": ["supersedes"]}])
     locked = _open_case(case)
     require_fact_date(contacted_on, field="contacted_on")
-    contact = CaseContact(case=locked, kind=kind, contacted_on=contacted_on, reached=reached, note=note, by=by)
-    if contact_id:
-        contact.id = contact_id
-    contact.full_clean(exclude=["id"])
-    contact.save(force_insert=True)
-    if locked.last_contact_on is None or contacted_on >= locked.last_contact_on:
-        locked.last_contact_on = contacted_on
-        locked.next_contact_due = contacted_on + dt.timedelta(days=locked.cadence_days)
-        locked.overdue = locked.next_contact_due < timezone.localdate()
-        locked.version += 1
-        locked.save(update_fields=["last_contact_on", "next_contact_due", "overdue", "version", "updated_at"])
+    contact = _new_contact(locked, contact_id=contact_id, kind=kind, contacted_on=contacted_on, reached=reached,
+                           note=note, by=by)
+    _recompute_case_contacts(locked)
+    return contact
+
+
+@transaction.atomic
+def correct_contact(
+    *, case: OutreachCase, contact_id, by: User, reason: str, retract: bool = False, kind: str | None = None,
+    contacted_on: dt.date | None = None, reached: bool = False, note: str = "", new_id=None,
+) -> CaseContact:
+    """Correct a contact by a new one that supersedes it (with who and why), or retract it; the
+    case's last contact and due date follow the contacts that stand, and its version moves.
+    Who may: outreach.access.may_correct_contact."""
+    reason = _correction_reason(reason)
+    if not retract:
+        if kind is None or contacted_on is None:
+            raise InvalidInput("A correction gives the contact's kind and date (kind, contacted_on), or retracts it.",
+                               details=[{"loc": ["body", "contacted_on" if kind else "kind"]}])
+        require_fact_date(contacted_on, field="contacted_on")
+    locked = _open_case(case)
+    earlier = CaseContact.objects.select_for_update().filter(case=locked, pk=contact_id).first()
+    if earlier is None:
+        raise NotFound("No such contact of this case.", code="contact_unknown")
+    if not access.may_correct_contact(by, locked, earlier):
+        raise Forbidden("An outreach worker corrects the contacts they logged; coordinators correct any.")
+    if CaseContact.objects.filter(supersedes=earlier).exists():
+        raise Conflict("That contact was already corrected; correct the newest correction instead.",
+                       code="already_corrected", details={"superseded_by": str(earlier.superseded_by.pk)})
+    if retract:
+        kind, contacted_on, reached, note = earlier.kind, earlier.contacted_on, earlier.reached, earlier.note
+    contact = _new_contact(locked, contact_id=new_id, kind=kind, contacted_on=contacted_on, reached=reached, note=note,
+                           by=by, supersedes=earlier, correction_reason=reason, retracted=retract)
+    _recompute_case_contacts(locked, bump=True)
     return contact
 
 
@@ -350,7 +468,6 @@ def close_case(*, case: OutreachCase, reason: str, evaluation: str, by: User, cl
     locked.closure_reason = reason
     locked.evaluation = evaluation
     locked.closed_on = closed_on or timezone.localdate()
-    locked.overdue = False
     locked.full_clean()
     locked.version += 1
     locked.save()
@@ -361,21 +478,25 @@ def close_case(*, case: OutreachCase, reason: str, evaluation: str, by: User, cl
 
 # --- the daily sweep ---------------------------------------------------------------------------------
 
-_SWEEP_CASES = """
+# The rule is outreach.models' (case_overdue_sql / watch_overdue_sql), the one every read uses.
+_CASE_RULE = case_overdue_sql("outreach_outreachcase", "%(today)s")
+_WATCH_RULE = watch_overdue_sql("outreach_watcharrangement", "%(today)s")
+_SWEEP_CASES = f"""
 UPDATE outreach_outreachcase
-   SET overdue = (status = 'open' AND next_contact_due < %(today)s)
- WHERE overdue IS DISTINCT FROM (status = 'open' AND next_contact_due < %(today)s)
-"""
-_SWEEP_WATCHES = """
+   SET overdue = {_CASE_RULE}
+ WHERE overdue IS DISTINCT FROM {_CASE_RULE}
+"""  # noqa: S608 - constant fragments, today bound
+_SWEEP_WATCHES = f"""
 UPDATE outreach_watcharrangement
-   SET overdue = (ended_on IS NULL AND next_due < %(today)s)
- WHERE overdue IS DISTINCT FROM (ended_on IS NULL AND next_due < %(today)s)
-"""
+   SET overdue = {_WATCH_RULE}
+ WHERE overdue IS DISTINCT FROM {_WATCH_RULE}
+"""  # noqa: S608 - constant fragments, today bound
 
 
 def sweep_overdue(*, today: dt.date | None = None) -> dict:
-    """Mark cases and 見守り past their cadence (and unmark those caught up): one set-based UPDATE
-    each, touching only rows whose flag changes. Idempotent."""
+    """Record the overdue flag of cases and 見守り as a snapshot (for notifications): one set-based
+    UPDATE each, touching only rows whose flag changes, with the same rule the reads compute
+    (reads never use the stored flag). Idempotent."""
     params = {"today": today or timezone.localdate()}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_SWEEP_CASES, params)

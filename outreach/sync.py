@@ -1,6 +1,12 @@
 """Concerns, case contacts and 見守り check-ins made offline join the field sync (visits.sync):
 push kinds `concern.create`, `case_contact.create`, `watch_check_in.create`; pull kinds `concern`
-(the concerns the user raised, with their status) and `case` (the cases a worker leads)."""
+(the concerns the user raised, with their status) and `case` (the cases a worker leads).
+
+A contact or check-in pushed with `supersedes` (the id of an earlier entry) and `correction_reason`
+corrects that entry (or retracts it, with `retract: true`) through the same service as the API's
+corrections; refused as `already_corrected`, `forbidden`, `contact_unknown` / `check_in_unknown`.
+A case's `overdue` is computed when the case is pulled; a tablet compares `next_contact_due` with
+its own date between pulls."""
 
 from uuid import UUID
 
@@ -10,7 +16,7 @@ from pydantic import Field
 from accounts.access import municipality_id_of
 from accounts.models import User
 from accounts.roles import Role
-from api.geo import point_out
+from api.geo import SyncPointIn, point_out
 from api.schemas import PayloadModel
 from backend.dates import FactDate
 from backend.errors import TsunaguError
@@ -19,10 +25,7 @@ from outreach import access, services
 from outreach.models import CaseContact, Concern, OutreachCase
 from visits import sync
 
-
-class PinIn(PayloadModel):
-    lon: float = Field(..., ge=-180, le=180)
-    lat: float = Field(..., ge=-90, le=90)
+PinIn = SyncPointIn  # a GeoJSON Point, or the deprecated {lon, lat} (api.geo)
 
 
 class ConcernCreate(PayloadModel):
@@ -45,6 +48,9 @@ class ContactCreate(PayloadModel):
     contacted_on: FactDate
     reached: bool = False
     note: Note = Field("", max_length=10_000)
+    supersedes: UUID | None = None
+    correction_reason: Note = Field("", max_length=2000)
+    retract: bool = False
 
 
 class CheckInCreate(PayloadModel):
@@ -52,6 +58,9 @@ class CheckInCreate(PayloadModel):
     checked_on: FactDate
     ok: bool = True
     note: Note = Field("", max_length=2000)
+    supersedes: int | None = Field(None, ge=1, le=2**63 - 1)
+    correction_reason: Note = Field("", max_length=2000)
+    retract: bool = False
 
 
 def _domain(call):
@@ -81,7 +90,7 @@ def apply_contact_create(*, user: User, device, op: dict, context) -> dict:
         raise sync.Rejected("not_assigned", "This case is not one you work on.")
     contact = _domain(lambda: services.log_contact(
         case=case, by=user, kind=data.kind, contacted_on=data.contacted_on, reached=data.reached, note=data.note,
-        contact_id=data.id,
+        contact_id=data.id, supersedes_id=data.supersedes, correction_reason=data.correction_reason, retract=data.retract,
     ))
     return {"status": "applied", "id": str(contact.pk), "version": 1}
 
@@ -91,7 +100,10 @@ def apply_check_in_create(*, user: User, device, op: dict, context) -> dict:
     watch = access.visible_watches(user).filter(pk=data.watch_id).first()
     if watch is None or not access.may_check_in(user, watch):
         raise sync.Rejected("not_assigned", "This 見守り is not one you may record.")
-    entry = _domain(lambda: services.check_in(watch=watch, checked_on=data.checked_on, ok=data.ok, note=data.note, by=user))
+    entry = _domain(lambda: services.check_in(
+        watch=watch, checked_on=data.checked_on, ok=data.ok, note=data.note, by=user, supersedes_id=data.supersedes,
+        correction_reason=data.correction_reason, retract=data.retract,
+    ))
     return {"status": "applied", "id": str(entry.pk), "version": 1}
 
 
@@ -125,9 +137,9 @@ def serialize_cases(ids: list[str]) -> dict[str, dict]:
         str(c.pk): {"version": c.version, "data": {
             "id": str(c.pk), "title": c.title, "household_id": str(c.household_id), "stage": c.stage,
             "cadence_days": c.cadence_days, "last_contact_on": c.last_contact_on.isoformat() if c.last_contact_on else None,
-            "next_contact_due": c.next_contact_due.isoformat(), "overdue": c.overdue, "version": c.version,
+            "next_contact_due": c.next_contact_due.isoformat(), "overdue": c.overdue_today, "version": c.version,
         }}
-        for c in OutreachCase.objects.filter(pk__in=ids)
+        for c in OutreachCase.objects.filter(pk__in=ids).with_overdue()
     }
 
 

@@ -374,3 +374,91 @@ SYNC_FOREIGN_OPS: dict[str, dict[str, Callable]] = {
                                   "data": {"watch_id": o.with_outreach().watch.id, "checked_on": _today()}},
     },
 }
+
+
+# --- edit conflicts (編集の競合): coordinators resolve, supervisors read (issue 12) --------------------
+
+
+def _edit_conflict(t) -> int:
+    """An open edit conflict on the town's household, as a worker's stale household.update leaves it
+    (made on first use)."""
+    import uuid
+
+    from visits.models import Device, EditConflict, SyncOperation
+    from visits.sync import household_data
+
+    if getattr(t, "edit_conflict_id", None) is None:
+        worker, household = t.users["outreach_worker"], t.household
+        device = Device.objects.create(id=uuid.uuid4(), municipality=t.municipality, user=worker, name="iPad")
+        op = SyncOperation.objects.create(
+            op_id=uuid.uuid4(), municipality=t.municipality, device=device, user=worker, kind="household.update",
+            payload_sha256="0" * 64, result={"status": "conflict"},
+        )
+        t.edit_conflict_id = EditConflict.objects.create(
+            municipality=t.municipality, kind="household", object_id=str(household.pk), base_version=household.version,
+            server_version=household.version, proposed={"id": str(household.pk), "status": "vacant"},
+            server_copy=household_data(household), op=op, user=worker,
+        ).pk
+    return t.edit_conflict_id
+
+
+def _household_version(t) -> int:
+    from neighborhoods.models import Household
+
+    return Household.objects.get(pk=t.household.pk).version
+
+
+ENDPOINTS += [
+    Endpoint("edit conflict detail", "GET", lambda t: f"conflicts/{_edit_conflict(t)}", PLAN_READERS),
+    Endpoint(
+        "edit conflict resolve", "POST", lambda t: f"conflicts/{_edit_conflict(t)}/resolve", COORDINATOR,
+        body=lambda t: {"resolution": "keep_server", "household_version": _household_version(t)},
+    ),
+]  # edit conflicts (issue 12)
+
+
+def _commissioners_check_in(t) -> int:
+    from outreach import services
+
+    watch = t.with_outreach().watch
+    return services.check_in(watch=watch, checked_on=watch.started_on, ok=True, note="", by=t.users["commissioner"]).pk
+
+
+def _workers_contact(t) -> str:
+    from outreach import services
+
+    case = t.with_outreach().case
+    return str(services.log_contact(case=case, by=t.users["outreach_worker"], kind="call",
+                                    contacted_on=case.opened_on, reached=True).pk)
+
+
+ENDPOINTS += [
+    Endpoint("watch check-ins", "GET", lambda t: f"watches/{t.with_outreach().watch.id}/check-ins",
+             PLAN_READERS | {Role.COMMISSIONER.value}),
+    Endpoint(
+        "check-in correction", "POST",
+        lambda t: f"watches/{t.with_outreach().watch.id}/check-ins/{_commissioners_check_in(t)}/corrections",
+        COORDINATOR | {Role.COMMISSIONER.value}, ok=201, body=lambda t: {"retract": True, "reason": "別の世帯の記録"},
+    ),
+    Endpoint("case contacts", "GET", lambda t: f"cases/{t.with_outreach().case.id}/contacts",
+             PLAN_READERS | {Role.OUTREACH_WORKER.value}),
+    Endpoint(
+        "contact correction", "POST",
+        lambda t: f"cases/{t.with_outreach().case.id}/contacts/{_workers_contact(t)}/corrections",
+        COORDINATOR | {Role.OUTREACH_WORKER.value}, ok=201,
+        body=lambda t: {"kind": "visit", "contacted_on": _today(), "reached": False, "reason": "電話ではなく訪問だった"},
+    ),
+]  # corrections of check-ins and contacts (issue 12)
+
+
+def _draft_campaign(t):
+    """A campaign of the town in preparation (準備中), with no 自治会 yet."""
+    from tests import factories
+
+    return factories.campaign(t.municipality)
+
+
+ENDPOINTS += [
+    Endpoint("start a campaign", "POST", lambda t: f"campaigns/{_draft_campaign(t).id}/activate", COORDINATOR),
+    Endpoint("close a campaign", "POST", lambda t: f"campaigns/{_draft_campaign(t).id}/close", COORDINATOR),
+]  # campaigns start and close as their own audited steps (issue 12)

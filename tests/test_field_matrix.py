@@ -218,8 +218,9 @@ def people(town):
     outreach_services.hold_case_meeting(case=case, kind="support", held_on=timezone.localdate(), members=[],
                                         notes="支援会議のメモ", by=coordinator, confidentiality_acknowledged=True)
     outreach_services.add_plan(case=case, goals="外出の機会", roles=[{"agency": "社協"}], by=coordinator)
-    type(case).objects.filter(pk=case.pk).update(overdue=True)
-    type(town.watch).objects.filter(pk=town.watch.pk).update(overdue=True)
+    yesterday = timezone.localdate() - dt.timedelta(days=1)  # overdue is computed when read
+    type(case).objects.filter(pk=case.pk).update(next_contact_due=yesterday)
+    type(town.watch).objects.filter(pk=town.watch.pk).update(next_due=yesterday)
     return town
 
 
@@ -273,3 +274,32 @@ def test_each_role_pulls_exactly_its_fields(people, role):
             by_kind.setdefault(change["kind"], set()).add(paths(change["data"]))
     assert all(len(shapes) == 1 for shapes in by_kind.values()), by_kind
     assert {kind: shapes.pop() for kind, shapes in by_kind.items()} == PULL_MATRIX[role]
+
+
+# --- corrections of check-ins and contacts (issue 12): the logs with who corrected what and why ---
+CHECK_IN = fields(
+    "id", "watch_id", "checked_on", "ok", "note", "recorded_by_id", "created_at", "supersedes", "superseded_by",
+    "correction_reason", "retracted",
+)
+CONTACT_ENTRY = fields(
+    "id", "kind", "contacted_on", "reached", "note", "by_id", "created_at", "supersedes", "superseded_by",
+    "correction_reason", "retracted",
+)
+
+
+def _check_ins_path(town) -> str:
+    """The 見守り's log, with one check-in in it (made on first use)."""
+    if not town.watch.check_ins.exists():
+        outreach_services.check_in(watch=town.watch, checked_on=timezone.localdate(), ok=True, note="元気そう",
+                                   by=town.users["commissioner"])
+    return f"watches/{town.watch.id}/check-ins"
+
+
+READS += [
+    Read("watch check-ins", _check_ins_path, listed=True),
+    Read("case contacts", lambda t: f"cases/{t.case.id}/contacts", listed=True),
+]
+MATRIX.update({
+    "watch check-ins": {C: CHECK_IN, S: CHECK_IN, W: REFUSED, M: CHECK_IN, A: REFUSED},
+    "case contacts":   {C: CONTACT_ENTRY, S: CONTACT_ENTRY, W: CONTACT_ENTRY, M: REFUSED, A: REFUSED},
+})

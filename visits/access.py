@@ -18,7 +18,15 @@ from accounts.models import User
 from accounts.roles import Role
 from backend.errors import Forbidden
 from neighborhoods.access import visible_households
-from visits.models import Campaign, Hearing, PartnerOrganization, PlanningJob, ScheduledVisit, VisitRecord
+from visits.models import (
+    Campaign,
+    EditConflict,
+    Hearing,
+    PartnerOrganization,
+    PlanningJob,
+    ScheduledVisit,
+    VisitRecord,
+)
 
 PLAN_READERS = (Role.COORDINATOR, Role.SUPERVISOR)
 
@@ -31,9 +39,10 @@ def visible_campaigns(user: User) -> QuerySet[Campaign]:
     return Campaign.objects.filter(municipality_id=municipality_id_of(user))
 
 
-def require_coordinator(user: User) -> None:
+def require_coordinator(user: User, action: str) -> None:
+    """Only coordinators do this; `action` says what, in the refusal ("publish survey forms")."""
     if user.role != Role.COORDINATOR:
-        raise Forbidden("Only coordinators plan campaigns and change schedules.")
+        raise Forbidden(f"Only coordinators {action}.")
 
 
 def require_plan_reader(user: User) -> None:
@@ -42,11 +51,15 @@ def require_plan_reader(user: User) -> None:
 
 
 def visible_scheduled_visits(user: User) -> QuerySet[ScheduledVisit]:
+    """Coordinators and supervisors: every visit, of campaigns in any state (a draft's plan is
+    reviewed before it starts). Workers: their corporation's visits of running (実施中) campaigns
+    only: a campaign reaches the field when it is started, and leaves it when it is closed."""
     if user.role in PLAN_READERS:
         return ScheduledVisit.objects.filter(municipality_id=municipality_id_of(user))
     if user.role == Role.OUTREACH_WORKER:
         return ScheduledVisit.objects.filter(
-            municipality_id=municipality_id_of(user), partner_organization_id=user.partner_organization_id
+            municipality_id=municipality_id_of(user), partner_organization_id=user.partner_organization_id,
+            campaign__status=Campaign.Status.RUNNING,
         )
     return ScheduledVisit.objects.none()
 
@@ -132,3 +145,25 @@ def may_push(user: User) -> bool:
 def require_pusher(user: User) -> None:
     if not may_push(user):
         raise Forbidden("Supervisors have read-only access: nothing is pushed from their devices.")
+
+
+# --- edit conflicts (household.update from a stale version) -----------------------------------------
+# --- edit conflicts (編集の競合) ---------------------------------------------------------------------
+# Both versions of the municipality's households, side by side: the offices that see every household
+# read them, and coordinators, who edit households, decide them.
+
+
+def visible_conflicts(user: User) -> QuerySet[EditConflict]:
+    if user.role in PLAN_READERS:
+        return EditConflict.objects.filter(municipality_id=municipality_id_of(user))
+    return EditConflict.objects.none()
+
+
+def require_conflict_reader(user: User) -> None:
+    if user.role not in PLAN_READERS:
+        raise Forbidden("Only coordinators and supervisors read edit conflicts (編集の競合).")
+
+
+def require_conflict_resolver(user: User) -> None:
+    if user.role != Role.COORDINATOR:
+        raise Forbidden("Only coordinators resolve edit conflicts (編集の競合); supervisors read them.")

@@ -5,7 +5,8 @@ from uuid import UUID
 
 from django.db.models import Count, Prefetch, Q
 from django.shortcuts import get_object_or_404
-from ninja import Router, Status
+from django.utils import timezone
+from ninja import Query, Router, Status
 from ninja.pagination import paginate
 
 from accounts.access import municipality_id_of, municipality_of
@@ -14,7 +15,7 @@ from accounts.roles import Role
 from api.auth import AuthedRequest
 from api.output import with_output_attrs
 from api.pagination import Paginated
-from audit.services import record_read
+from audit.services import record_change, record_read
 from backend.errors import Forbidden, InvalidInput
 from neighborhoods.access import visible_neighborhoods
 from visits import access, services
@@ -48,20 +49,21 @@ MAX_RANGE_DAYS = 92
 # --- partners and workers -----------------------------------------------------------------------
 
 
-@router.get("/partners", response=list[PartnerOut], summary="アウトリーチ受託法人")
-def list_partners(request: AuthedRequest):
-    return list(
-        access.visible_partners(request.auth).annotate(
-            worker_count=Count("workers", filter=Q(workers__is_active=True, workers__role=Role.OUTREACH_WORKER))
-        )
+def _partners(request: AuthedRequest):
+    return access.visible_partners(request.auth).annotate(
+        worker_count=Count("workers", filter=Q(workers__is_active=True, workers__role=Role.OUTREACH_WORKER))
     )
+
+
+@router.get("/partners", response=list[PartnerOut], summary="アウトリーチ受託法人")
+@paginate(Paginated)
+def list_partners(request: AuthedRequest):
+    return _partners(request).order_by("code")
 
 
 @router.get("/partners/{partner_id}", response=PartnerOut, summary="One partner corporation")
 def get_partner(request: AuthedRequest, partner_id: int):
-    return get_object_or_404(
-        access.visible_partners(request.auth).annotate(worker_count=Count("workers")), pk=partner_id
-    )
+    return get_object_or_404(_partners(request), pk=partner_id)
 
 
 def _worker_out(worker: User) -> dict:
@@ -81,6 +83,7 @@ def _workers(request: AuthedRequest):
 
 
 @router.get("/partners/{partner_id}/workers", response=list[WorkerOut], summary="A corporation's workers and availability")
+@paginate(Paginated)
 def list_workers(request: AuthedRequest, partner_id: int):
     partner = get_object_or_404(access.visible_partners(request.auth), pk=partner_id)
     return [_worker_out(w) for w in _workers(request).filter(partner_organization=partner).order_by("username")]
@@ -88,7 +91,7 @@ def list_workers(request: AuthedRequest, partner_id: int):
 
 @router.put("/workers/{worker_id}/availability", response=WorkerOut, summary="Set a worker's weekdays and hours (coordinators)")
 def set_availability(request: AuthedRequest, worker_id: int, payload: AvailabilityIn):
-    access.require_coordinator(request.auth)
+    access.require_coordinator(request.auth, "set workers' weekdays and hours")
     worker = get_object_or_404(_workers(request), pk=worker_id)
     services.set_availability(worker=worker, **payload.model_dump())
     return _worker_out(get_object_or_404(_workers(request), pk=worker_id))
@@ -125,7 +128,7 @@ def list_campaigns(request: AuthedRequest, fiscal_year: int | None = None, statu
 
 @router.post("/campaigns", response={201: CampaignOut}, summary="Create a campaign (coordinators)")
 def create_campaign(request: AuthedRequest, payload: CampaignIn):
-    access.require_coordinator(request.auth)
+    access.require_coordinator(request.auth, "create campaigns")
     campaign = services.create_campaign(municipality=municipality_of(request.auth), by=request.auth, **payload.model_dump())
     return Status(201, get_object_or_404(_campaigns(request), pk=campaign.pk))
 
@@ -135,31 +138,54 @@ def get_campaign(request: AuthedRequest, campaign_id: int):
     return get_object_or_404(_campaigns(request), pk=campaign_id)
 
 
-@router.patch("/campaigns/{campaign_id}", response=CampaignOut, summary="Edit, start or close a campaign (coordinators)")
+@router.patch("/campaigns/{campaign_id}", response=CampaignOut, summary="Edit a campaign's name, dates and policy (coordinators)")
 def update_campaign(request: AuthedRequest, campaign_id: int, payload: CampaignPatch):
-    access.require_coordinator(request.auth)
+    access.require_coordinator(request.auth, "edit campaigns")
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
     services.update_campaign(campaign=campaign, changes=payload.model_dump(exclude_unset=True))
     return get_object_or_404(_campaigns(request), pk=campaign_id)
 
 
+@router.post("/campaigns/{campaign_id}/activate", response=CampaignOut,
+             summary="Start a campaign: from now on it reaches workers (coordinators; audited)")
+def activate_campaign(request: AuthedRequest, campaign_id: int):
+    access.require_coordinator(request.auth, "start campaigns")
+    campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
+    services.activate_campaign(campaign=campaign)
+    record_change(request, campaign, basis=f"role:{request.auth.role}", detail={"status": ["draft", "running"]})
+    return get_object_or_404(_campaigns(request), pk=campaign_id)
+
+
+@router.post("/campaigns/{campaign_id}/close", response=CampaignOut,
+             summary="Close a campaign: its planned visits are cancelled and it leaves the field (coordinators; audited)")
+def close_campaign(request: AuthedRequest, campaign_id: int):
+    access.require_coordinator(request.auth, "close campaigns")
+    campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
+    before = campaign.status
+    _, cancelled = services.close_campaign(campaign=campaign)
+    record_change(request, campaign, basis=f"role:{request.auth.role}",
+                  detail={"status": [before, "closed"], "cancelled_visits": cancelled})
+    return get_object_or_404(_campaigns(request), pk=campaign_id)
+
+
 @router.put("/campaigns/{campaign_id}/targets", response=CampaignOut, summary="The campaign's 自治会, in order (coordinators)")
 def set_targets(request: AuthedRequest, campaign_id: int, payload: TargetsIn):
-    access.require_coordinator(request.auth)
+    access.require_coordinator(request.auth, "choose a campaign's 自治会")
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
     services.set_targets(campaign=campaign, neighborhood_ids=payload.neighborhood_ids)
     return get_object_or_404(_campaigns(request), pk=campaign_id)
 
 
 @router.get("/campaigns/{campaign_id}/allocations", response=list[AllocationOut], summary="自治会 → corporation")
+@paginate(Paginated)
 def list_allocations(request: AuthedRequest, campaign_id: int):
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
-    return list(campaign.allocations.order_by("neighborhood_id"))
+    return campaign.allocations.order_by("neighborhood_id")
 
 
 @router.put("/campaigns/{campaign_id}/allocations", response=list[AllocationOut], summary="Allocate 自治会 to corporations (coordinators)")
 def set_allocations(request: AuthedRequest, campaign_id: int, payload: AllocationsIn):
-    access.require_coordinator(request.auth)
+    access.require_coordinator(request.auth, "allocate 自治会 to corporations")
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
     services.set_allocations(
         campaign=campaign, allocations=[(a.neighborhood_id, a.partner_organization_id) for a in payload.allocations]
@@ -172,7 +198,7 @@ def set_allocations(request: AuthedRequest, campaign_id: int, payload: Allocatio
 
 @router.post("/campaigns/{campaign_id}/hearings", response={201: HearingOut}, summary="Record a ヒアリング (coordinators)")
 def record_hearing(request: AuthedRequest, campaign_id: int, payload: HearingIn):
-    access.require_coordinator(request.auth)
+    access.require_coordinator(request.auth, "record ヒアリング")
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
     hood = get_object_or_404(visible_neighborhoods(request.auth), pk=payload.neighborhood_id)
     hearing = services.record_hearing(
@@ -184,9 +210,13 @@ def record_hearing(request: AuthedRequest, campaign_id: int, payload: HearingIn)
 
 
 @router.get("/campaigns/{campaign_id}/hearings", response=list[HearingOut], summary="Hearings of a campaign")
+@paginate(Paginated)
 def list_hearings(request: AuthedRequest, campaign_id: int):
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
-    return list(access.visible_hearings(request.auth).filter(campaign=campaign).annotate(priority_count=Count("priorities")))
+    return (
+        access.visible_hearings(request.auth).filter(campaign=campaign)
+        .annotate(priority_count=Count("priorities")).order_by("held_on", "pk")
+    )
 
 
 @router.get("/hearings/{hearing_id}", response=HearingDetailOut, summary="A hearing with its notes and priority households (audited)")
@@ -206,7 +236,7 @@ def get_hearing(request: AuthedRequest, hearing_id: int):
 
 
 def _request_plan(request: AuthedRequest, campaign_id: int, kind: str, payload: SchedulePlanIn | None):
-    access.require_coordinator(request.auth)
+    access.require_coordinator(request.auth, "plan campaigns")
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
     job = services.request_planning(
         campaign=campaign, kind=kind, by=request.auth, from_date=payload.from_date if payload else None
@@ -220,7 +250,8 @@ def generate_schedule(request: AuthedRequest, campaign_id: int, payload: Schedul
     return _request_plan(request, campaign_id, PlanningJob.Kind.GENERATE, payload)
 
 
-@router.post("/campaigns/{campaign_id}/replan", response={202: JobOut}, summary="Re-plan, keeping done and handed-out visits")
+@router.post("/campaigns/{campaign_id}/replan", response={202: JobOut},
+             summary="Re-plan every visit neither done nor handed out, from a date (default: tomorrow or the start)")
 def replan_schedule(request: AuthedRequest, campaign_id: int, payload: SchedulePlanIn | None = None):
     return _request_plan(request, campaign_id, PlanningJob.Kind.REPLAN, payload)
 
@@ -239,16 +270,19 @@ def campaign_progress(request: AuthedRequest, campaign_id: int):
 # --- schedules ----------------------------------------------------------------------------------
 
 
-def _range(date_from: dt.date, date_to: dt.date) -> None:
+SCHEDULE_DAYS = 14
+
+
+def _schedule(qs, date_from: dt.date | None, date_to: dt.date | None):
+    """Visits from date_from (default today, Asia/Tokyo) to date_to (default 14 days later), at
+    most MAX_RANGE_DAYS, in route order."""
+    date_from = date_from or timezone.localdate()
+    date_to = date_to or date_from + dt.timedelta(days=SCHEDULE_DAYS)
     if date_to < date_from:
-        raise InvalidInput("date_to must not be before date_from", details=[{"loc": ["query", "date_to"]}])
+        raise InvalidInput("date_to must not be before date_from.", details=[{"loc": ["query", "date_to"]}])
     if (date_to - date_from).days > MAX_RANGE_DAYS:
         raise InvalidInput(f"A schedule covers at most {MAX_RANGE_DAYS} days.", details=[{"loc": ["query", "date_to"]}])
-
-
-def _schedule(qs, date_from: dt.date, date_to: dt.date):
-    _range(date_from, date_to)
-    return list(
+    return (
         qs.filter(date__gte=date_from, date__lte=date_to)
         .exclude(status=ScheduledVisit.Status.CANCELLED)
         .select_related("household")
@@ -256,13 +290,20 @@ def _schedule(qs, date_from: dt.date, date_to: dt.date):
     )
 
 
-@router.get("/me/schedule", response=list[ScheduledVisitOut], summary="My visits for a date range (workers)")
-def my_schedule(request: AuthedRequest, date_from: dt.date, date_to: dt.date):
+_DATE_FROM = Query(None, description="First day (default: today, Asia/Tokyo)")
+_DATE_TO = Query(None, description=f"Last day (default: {SCHEDULE_DAYS} days after date_from; at most {MAX_RANGE_DAYS} days)")
+
+
+@router.get("/me/schedule", response=list[ScheduledVisitOut], summary="My visits (workers): today and the next 14 days unless asked")
+@paginate(Paginated)
+def my_schedule(request: AuthedRequest, date_from: dt.date | None = _DATE_FROM, date_to: dt.date | None = _DATE_TO):
     return _schedule(access.visible_scheduled_visits(request.auth).filter(worker=request.auth), date_from, date_to)
 
 
 @router.get("/workers/{worker_id}/schedule", response=list[ScheduledVisitOut], summary="A worker's visits (the worker, coordinators, supervisors)")
-def worker_schedule(request: AuthedRequest, worker_id: int, date_from: dt.date, date_to: dt.date):
+@paginate(Paginated)
+def worker_schedule(request: AuthedRequest, worker_id: int, date_from: dt.date | None = _DATE_FROM,
+                    date_to: dt.date | None = _DATE_TO):
     worker = get_object_or_404(access.visible_workers(request.auth), pk=worker_id)
     if request.auth.role == Role.OUTREACH_WORKER and worker.pk != request.auth.pk:
         raise Forbidden("Workers see their own schedule; the corporation's schedule is at /partners/{id}/schedule.")
@@ -270,7 +311,9 @@ def worker_schedule(request: AuthedRequest, worker_id: int, date_from: dt.date, 
 
 
 @router.get("/partners/{partner_id}/schedule", response=list[ScheduledVisitOut], summary="A corporation's visits (its staff, coordinators)")
-def partner_schedule(request: AuthedRequest, partner_id: int, date_from: dt.date, date_to: dt.date):
+@paginate(Paginated)
+def partner_schedule(request: AuthedRequest, partner_id: int, date_from: dt.date | None = _DATE_FROM,
+                     date_to: dt.date | None = _DATE_TO):
     partner = get_object_or_404(access.visible_partners(request.auth), pk=partner_id)
     if not access.may_read_partner_schedule(request.auth, partner):
         raise Forbidden("Only the corporation's staff, coordinators and supervisors see its schedule.")
@@ -279,19 +322,22 @@ def partner_schedule(request: AuthedRequest, partner_id: int, date_from: dt.date
 
 @router.post("/scheduled-visits/{visit_id}/reassign", response=ScheduledVisitOut, summary="Give a visit to another worker (coordinators)")
 def reassign_visit(request: AuthedRequest, visit_id: UUID, payload: ReassignVisitIn):
-    access.require_coordinator(request.auth)
+    access.require_coordinator(request.auth, "reassign visits")
     visit = get_object_or_404(access.visible_scheduled_visits(request.auth), pk=visit_id)
     worker = get_object_or_404(User.objects.filter(municipality_id=municipality_id_of(request.auth)), pk=payload.worker_id)
     services.reassign_visit(visit=visit, worker=worker)
     return get_object_or_404(access.visible_scheduled_visits(request.auth).select_related("household"), pk=visit_id)
 
 
-@router.post("/scheduled-visits/{visit_id}/outcome", response=ScheduledVisitOut, summary="Record what happened at the door (the visit's worker)")
+@router.post("/scheduled-visits/{visit_id}/outcome", response=ScheduledVisitOut,
+             summary="Record what happened at the door, or correct it with a reason (the visit's worker, coordinators)")
 def record_outcome(request: AuthedRequest, visit_id: UUID, payload: OutcomeIn):
     visit = get_object_or_404(access.visible_scheduled_visits(request.auth), pk=visit_id)
     if visit.worker_id != request.auth.pk and request.auth.role != Role.COORDINATOR:
         raise Forbidden("Only the visit's worker or a coordinator records its outcome.")
-    services.record_outcome(visit=visit, outcome=payload.outcome)
+    services.record_outcome(
+        visit=visit, outcome=payload.outcome, by=request.auth, correction_reason=payload.correction_reason or None
+    )
     return get_object_or_404(access.visible_scheduled_visits(request.auth).select_related("household"), pk=visit_id)
 
 
@@ -300,7 +346,7 @@ def record_outcome(request: AuthedRequest, visit_id: UUID, payload: OutcomeIn):
     summary="Hand a 自治会 to another corporation or worker (coordinators)",
 )
 def reassign_neighborhood(request: AuthedRequest, campaign_id: int, neighborhood_id: int, payload: ReassignNeighborhoodIn):
-    access.require_coordinator(request.auth)
+    access.require_coordinator(request.auth, "hand 自治会 to other corporations or workers")
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
     hood = get_object_or_404(visible_neighborhoods(request.auth), pk=neighborhood_id)
     partner = get_object_or_404(access.visible_partners(request.auth), pk=payload.partner_organization_id)

@@ -141,7 +141,7 @@ class CampaignNeighborhood(models.Model):
 
 class Allocation(models.Model):
     """A 自治会 of a campaign handed to a partner corporation: its workers visit (and may see) the
-    households there while the campaign is not closed."""
+    households there while the campaign is running (実施中)."""
 
     municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="allocations")
@@ -230,6 +230,15 @@ class CampaignHousehold(models.Model):
         return f"{self.campaign_id}:{self.household_id} {self.state}"
 
 
+class VisitOutcome(models.TextChoices):
+    MET = "met", "面談"
+    ABSENT = "absent", "不在"
+    REFUSED = "refused", "拒否"
+    MOVED = "moved", "転居"
+    VACANT = "vacant", "空き家"
+    LEAFLET_LEFT = "leaflet_left", "チラシ投函"
+
+
 class ScheduledVisitStatus(models.TextChoices):
     PLANNED = "planned", "予定"
     ISSUED = "issued", "配布済"  # handed to the worker's device: re-planning keeps it
@@ -257,6 +266,10 @@ class ScheduledVisit(models.Model):
     attempt = models.PositiveSmallIntegerField(default=1)
     priority = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLANNED)
+    outcome = models.CharField(
+        max_length=15, blank=True, choices=VisitOutcome.choices,
+        help_text="What happened at the door, once recorded (a correction is an OutcomeCorrection)",
+    )
     leg_m = models.PositiveIntegerField(default=0, help_text="Straight-line metres from the previous stop")
     version = models.PositiveIntegerField(default=1)
     change_seq = models.BigIntegerField(default=0, db_index=True)
@@ -283,6 +296,35 @@ class ScheduledVisit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.date} {self.worker_id} #{self.route_order} {self.household_id}"
+
+
+class OutcomeCorrection(models.Model):
+    """A recorded outcome of a scheduled visit corrected by a person, with why: the visit carries the
+    corrected outcome, this row what it was, who changed it and why (never silently)."""
+
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
+    scheduled_visit = models.ForeignKey(ScheduledVisit, on_delete=models.CASCADE, related_name="corrections")
+    from_outcome = models.CharField(max_length=15, choices=VisitOutcome.choices)
+    to_outcome = models.CharField(max_length=15, choices=VisitOutcome.choices)
+    reason = models.TextField()
+    visit_record = models.ForeignKey(
+        "VisitRecord", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="The superseding visit record, when the correction came from a device",
+    )
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "訪問結果の訂正"
+        verbose_name_plural = "訪問結果の訂正"
+        ordering = ["scheduled_visit_id", "at"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(reason=""), name="outcome_correction_has_reason"),
+            models.CheckConstraint(condition=~Q(from_outcome=models.F("to_outcome")), name="outcome_correction_changes"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scheduled_visit_id}: {self.from_outcome} → {self.to_outcome}"
 
 
 class PlanningJobKind(models.TextChoices):
@@ -432,15 +474,6 @@ class PullPage(models.Model):
         indexes = [models.Index(fields=["device", "created_at"], name="pullpage_device")]
 
 
-class VisitOutcome(models.TextChoices):
-    MET = "met", "面談"
-    ABSENT = "absent", "不在"
-    REFUSED = "refused", "拒否"
-    MOVED = "moved", "転居"
-    VACANT = "vacant", "空き家"
-    LEAFLET_LEFT = "leaflet_left", "チラシ投函"
-
-
 class VisitRecord(models.Model):
     """What happened at the door: an append-only fact made on the device. A correction is a new
     record that supersedes an earlier one; the database refuses UPDATE and DELETE."""
@@ -523,9 +556,19 @@ class Photo(models.Model):
         return f"{self.id} {self.status}"
 
 
+class ConflictOutcome(models.TextChoices):
+    """How a coordinator resolved an edit conflict."""
+
+    KEPT_SERVER = "kept_server", "サーバーの内容を維持"
+    APPLIED_DEVICE = "applied_device", "端末の変更を採用"
+    MERGED = "merged", "項目ごとに選択"
+
+
 class EditConflict(models.Model):
     """An offline edit based on a version the server has moved past. Both versions are kept for a
     person to resolve; nothing is overwritten silently."""
+
+    Outcome: TypeAlias = ConflictOutcome
 
     municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=30)
@@ -539,13 +582,23 @@ class EditConflict(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    resolution = models.CharField(max_length=20, blank=True, help_text="kept_server | applied_device | merged")
+    resolution = models.CharField(max_length=20, blank=True, choices=ConflictOutcome.choices, help_text="kept_server | applied_device | merged")
+    resolution_note = models.TextField(blank=True, help_text="The coordinator's reason")
+    applied_fields = models.JSONField(default=list, blank=True, help_text="The device's fields applied to the household")
+    resolved_version = models.PositiveIntegerField(null=True, blank=True, help_text="The household's version after the resolution")
 
     class Meta:
         verbose_name = "編集の競合"
         verbose_name_plural = "編集の競合"
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["municipality", "resolved_at"], name="conflict_open")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(resolved_at__isnull=True, resolution="")
+                | Q(resolved_at__isnull=False, resolution__in=["kept_server", "applied_device", "merged"]),
+                name="conflict_resolved_with_a_resolution",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.object_id} v{self.base_version}→v{self.server_version}"

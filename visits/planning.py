@@ -31,7 +31,10 @@ second is that each day covers a compact piece of the area.
    2-opt / Or-opt / relocate operators until a local optimum. No time limits and no
    time-limited LNS operators: the same request always gives the same plan.
 5. Days in order. The pool's days (priority days first) take the free worker-days in chronological
-   order: all workers' first date before anyone's second date. Within a day, route positions are
+   order: all workers' first date before anyone's second date. A worker-day that other visits
+   already partly fill (another campaign's, or visits a re-plan keeps) has only the rest of the
+   capacity: it takes a day that fits, and what fitted nowhere is spread over such days at the
+   end, so no worker-day ever holds more than the capacity. Within a day, route positions are
    split evenly over the time bands, in order.
 6. Re-attempts (不在): never the same weekday *and* band as the absent attempt (an unknown band
    rules out the weekday). A pool's interchangeable full days are matched to its worker-days so as
@@ -72,6 +75,9 @@ class Stop:
 class WorkerDays:
     worker_id: int
     dates: tuple[dt.date, ...]   # the dates this worker can visit, ascending (holidays/days off already removed)
+    # Stops each date can still take (its other visits, of any campaign, already counted); None: the
+    # request's capacity on every date. A date with no room left is simply not listed.
+    room: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -462,6 +468,49 @@ def _arrange(
     return out + days[tail:]
 
 
+class _Slots:
+    """The free worker-days in date order (all workers' first date before anyone's second). A day
+    of stops takes the earliest worker-day with room for all of it: a worker-day that other visits
+    (another campaign's, or kept ones) already partly fill takes only a day that fits in what is
+    left, so no worker-day ever holds more than the capacity; what fitted nowhere is spread over
+    such partly filled worker-days at the end (`fill`)."""
+
+    def __init__(self, workers: Sequence[WorkerDays], capacity: int) -> None:
+        rooms: dict[tuple[dt.date, int], int] = {}
+        for w in workers:
+            for i, d in enumerate(w.dates):
+                room = capacity if w.room is None else min(capacity, w.room[i])
+                if room > 0:
+                    rooms[(d, w.worker_id)] = room
+        self.full = sorted(k for k, r in rooms.items() if r >= capacity)
+        self.partial: list[tuple[dt.date, int, int]] = sorted((d, w, r) for (d, w), r in rooms.items() if r < capacity)
+        self.next = 0
+
+    def exhausted(self) -> bool:
+        return self.next >= len(self.full) and not self.partial
+
+    def take(self, size: int) -> tuple[dt.date, int, int] | None:
+        """The earliest worker-day with room for `size` stops, as (date, worker, room); None if none."""
+        full = self.full[self.next] if self.next < len(self.full) else None
+        part = next((i for i, p in enumerate(self.partial) if p[2] >= size), None)
+        if part is not None and (full is None or (self.partial[part][0], self.partial[part][1]) < full):
+            return self.partial.pop(part)
+        if full is None:
+            return None
+        self.next += 1
+        return full[0], full[1], size
+
+    def take_partial(self) -> tuple[dt.date, int, int] | None:
+        """The earliest partly filled worker-day, whatever its room."""
+        if not self.partial:
+            return None
+        return self.partial.pop(0)
+
+    def weekdays(self, n: int) -> list[int]:
+        """Weekdays of the next n full worker-days (for matching re-attempts to days)."""
+        return [d.isoweekday() for d, _ in self.full[self.next:self.next + n]]
+
+
 def plan_partner(request: PartnerPlanRequest, progress: Callable[[float], None] | None = None) -> PartnerPlan:
     """Plan every stop of one partner corporation onto its workers' days (see the module docstring)."""
     if request.capacity < 1:
@@ -470,7 +519,7 @@ def plan_partner(request: PartnerPlanRequest, progress: Callable[[float], None] 
     cap = request.capacity
     bands = tuple(request.bands)
     office = (float(request.office[0]), float(request.office[1]))
-    slots = sorted({(d, w.worker_id) for w in request.workers for d in w.dates})
+    slots = _Slots(request.workers, cap)
     plan = PartnerPlan()
     if not stops:
         if progress:
@@ -482,16 +531,10 @@ def plan_partner(request: PartnerPlanRequest, progress: Callable[[float], None] 
     pools = _pools(stops, lon, lat, cap)
     total = len(stops)
     done = 0
-    slot = 0
+    overflow: list[int] = []  # stops of days that found no worker-day with room for all of them
 
-    def emit(route: list[int]) -> list[int]:
-        """Put one day on the next free worker-day; return the deferred stops."""
-        nonlocal slot
-        if slot >= len(slots):
-            plan.unplaced.extend(stops[i].id for i in route)
-            return []
-        date, worker = slots[slot]
-        slot += 1
+    def place(route: list[int], date: dt.date, worker: int) -> list[int]:
+        """Put one day's route on a worker-day; return the deferred stops."""
         seq, deferred = _day(route, stops, date.isoweekday(), bands)
         if not seq:
             return deferred
@@ -506,10 +549,18 @@ def plan_partner(request: PartnerPlanRequest, progress: Callable[[float], None] 
         plan.worker_days += 1
         return deferred
 
+    def emit(route: list[int]) -> list[int]:
+        """Put one day on the earliest worker-day with room for it; return the deferred stops."""
+        taken = slots.take(len(route))
+        if taken is None:
+            overflow.extend(route)
+            return []
+        return place(route, taken[0], taken[1])
+
     carry: list[int] = []
     deferred: list[int] = []
     for n, pool in enumerate(pools):
-        if slot >= len(slots):
+        if slots.exhausted():
             plan.unplaced.extend(stops[i].id for i in carry + deferred)
             for rest in pools[n:]:
                 plan.unplaced.extend(stops[i].id for i in rest.priority + rest.normal)
@@ -522,7 +573,7 @@ def plan_partner(request: PartnerPlanRequest, progress: Callable[[float], None] 
         days, carry_next = _solve_pool(lon, lat, priority, office, pool, carry + deferred, cap, target)
         done += len(pool.priority) + len(pool.normal)
         carry, deferred = carry_next, []
-        for route in _arrange(days, stops, [d.isoweekday() for d, _ in slots[slot:slot + len(days)]], bands, cap):
+        for route in _arrange(days, stops, slots.weekdays(len(days)), bands, cap):
             deferred.extend(emit(route))
         if progress:
             progress(min(0.99, done / total))
@@ -530,13 +581,23 @@ def plan_partner(request: PartnerPlanRequest, progress: Callable[[float], None] 
     # The campaign's tail: what was deferred after the last pool (only re-attempts).
     pending = carry + deferred
     while pending:
-        if slot >= len(slots):
+        if slots.exhausted():
             plan.unplaced.extend(stops[i].id for i in pending)
             break
         days, _ = _solve_pool(lon, lat, priority, office, _Pool([], []), pending, cap, None)
         pending = []
-        for route in _arrange(days, stops, [d.isoweekday() for d, _ in slots[slot:slot + len(days)]], bands, cap):
+        for route in _arrange(days, stops, slots.weekdays(len(days)), bands, cap):
             pending.extend(emit(route))
+    # What fitted on no whole worker-day goes, in route order, onto the partly filled ones.
+    left = overflow
+    while left:
+        taken = slots.take_partial()
+        if taken is None:
+            plan.unplaced.extend(stops[i].id for i in left)
+            break
+        date, worker, room = taken
+        piece, left = left[:room], left[room:]
+        left = left + place(piece, date, worker)  # a re-attempt refused on this weekday tries the next
     if progress:
         progress(1.0)
     return plan

@@ -87,7 +87,8 @@ class CampaignIn(BodySchema):
 
 
 class CampaignPatch(BodySchema):
-    """Absent fields stay as they are; none may be null. The dates must stay in the campaign's 年度."""
+    """Absent fields stay as they are; none may be null. The dates must stay in the campaign's 年度.
+    Starting and closing a campaign are their own steps (`/activate`, `/close`)."""
 
     name: Line = Unchanged(min_length=1, max_length=200)
     start_date: PlanDate = Unchanged()
@@ -95,7 +96,6 @@ class CampaignPatch(BodySchema):
     visits_per_worker_day: int = Unchanged(ge=1, le=100)
     max_attempts: int = Unchanged(ge=1, le=10)
     time_bands: list[TimeBand] = Unchanged(min_length=1, max_length=6)
-    status: Literal["draft", "running", "closed"] = Unchanged()
 
 
 class CampaignOut(Schema):
@@ -168,7 +168,10 @@ class HearingDetailOut(HearingOut):
 
 
 class SchedulePlanIn(BodySchema):
-    from_date: PlanDate | None = Field(None, description="Re-plan from this day (default: tomorrow)")
+    from_date: PlanDate | None = Field(
+        None, description="Place visits from this day (today or later, within the campaign's dates; default: the "
+                          "later of tomorrow and the campaign's start)",
+    )
 
 
 class JobOut(Schema):
@@ -222,3 +225,8 @@ class ReassignNeighborhoodIn(BodySchema):
 
 class OutcomeIn(BodySchema):
     outcome: Literal["met", "absent", "refused", "moved", "vacant", "leaflet_left"]
+    correction_reason: Line | None = Field(
+        None, min_length=1, max_length=300,
+        description="Only to correct an outcome already recorded: why (kept with who and when). "
+                    "Without it, a different second outcome is refused (409 outcome_recorded).",
+    )

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -24,9 +24,11 @@ from visits.models import (
     CampaignHousehold,
     CampaignNeighborhood,
     Hearing,
+    OutcomeCorrection,
     PartnerOrganization,
     PlanningJob,
     ScheduledVisit,
+    VisitOutcome,
     WorkerAvailability,
     WorkerDayOff,
 )
@@ -53,10 +55,17 @@ def create_campaign(*, municipality: Municipality, by: User | None, **fields) ->
 
 @transaction.atomic
 def update_campaign(*, campaign: Campaign, changes: dict) -> Campaign:
+    """Edit a campaign's name, dates and policy. Starting and closing it are their own steps
+    (`activate_campaign`, `close_campaign`). Planned visits that new dates leave outside the
+    campaign are released (the household waits for the next re-plan); a handed-out (issued) visit
+    outside them is refused (409)."""
+    unknown = set(changes) - set(CAMPAIGN_FIELDS)
+    if unknown:  # the status among them: starting and closing are their own steps
+        raise InvalidInput(f"These campaign fields cannot be edited: {', '.join(sorted(unknown))}.",
+                           details=[{"loc": ["body", name]} for name in sorted(unknown)])
     locked = _lock_campaign(campaign)
     if locked.status == Campaign.Status.CLOSED:
         raise Conflict("The campaign is closed.", code="campaign_closed")
-    status = changes.pop("status", None)
     for name, value in changes.items():
         setattr(locked, name, value)
     problems = campaign_date_problems(locked.fiscal_year, locked.start_date, locked.end_date)
@@ -64,32 +73,64 @@ def update_campaign(*, campaign: Campaign, changes: dict) -> Campaign:
         details = [{"loc": ["body", field], "msg": msg} for field, msg in problems]
         raise InvalidInput("; ".join(f"{field}: {msg}" for field, msg in problems), details=details)
     full_clean_or_422(locked)
-    if status and status != locked.status:
-        _change_status(locked, status)
+    outside = ScheduledVisit.objects.filter(campaign=locked).filter(
+        Q(date__lt=locked.start_date) | Q(date__gt=locked.end_date)
+    )
+    issued = outside.filter(status=ScheduledVisit.Status.ISSUED).count()
+    if issued:
+        raise Conflict(
+            f"{issued} visits already handed to workers' devices lie outside the new dates; "
+            "record or reassign them first.", code="visits_outside_dates", details={"issued": issued},
+        )
+    released = list(outside.filter(status=ScheduledVisit.Status.PLANNED).values_list("household_id", flat=True))
+    if released:
+        outside.filter(status=ScheduledVisit.Status.PLANNED).update(
+            status=ScheduledVisit.Status.CANCELLED, version=F("version") + 1, updated_at=timezone.now()
+        )
+        CampaignHousehold.objects.filter(campaign=locked, household_id__in=released, state="scheduled").update(
+            state=CampaignHousehold.State.PENDING
+        )
     locked.save()
     return locked
 
 
-def _change_status(campaign: Campaign, status: str) -> None:
-    allowed = {("draft", "running"), ("running", "closed"), ("draft", "closed")}
-    if (campaign.status, status) not in allowed:
-        raise Conflict(f"A campaign cannot go from {campaign.status} to {status}.", code="invalid_transition")
-    if status == Campaign.Status.RUNNING:
-        _check_no_running_overlap(campaign, campaign.targets.values_list("neighborhood_id", flat=True))
-    if status == Campaign.Status.CLOSED:
-        # A schedule for a closed campaign is moot: a queued or running planning job is cancelled
-        # (it checks its status under the campaign's lock before writing, so it writes nothing).
-        PlanningJob.objects.filter(
-            campaign=campaign, status__in=[PlanningJob.Status.QUEUED, PlanningJob.Status.RUNNING]
-        ).update(
-            status=PlanningJob.Status.FAILED, finished_at=timezone.now(),
-            message="Cancelled: the campaign was closed before the schedule was written.",
-        )
-        # What was still to do is not done: open visits are cancelled (devices purge them).
-        ScheduledVisit.objects.filter(campaign=campaign, status=ScheduledVisit.Status.PLANNED).update(
-            status=ScheduledVisit.Status.CANCELLED, version=F("version") + 1, updated_at=timezone.now()
-        )
-    campaign.status = status
+@transaction.atomic
+def activate_campaign(*, campaign: Campaign) -> Campaign:
+    """準備中 → 実施中: from now on the campaign reaches workers (schedules, the field sync, the
+    households of its 自治会). A 自治会 is in at most one running campaign."""
+    locked = _lock_campaign(campaign)
+    if locked.status != Campaign.Status.DRAFT:
+        raise Conflict(f"Only a campaign in preparation (準備中) can be started; this one is "
+                       f"{locked.get_status_display()}.", code="invalid_transition")
+    if locked.end_date < timezone.localdate():
+        raise Conflict("The campaign's dates are over; it cannot be started.", code="campaign_ended")
+    _check_no_running_overlap(locked, locked.targets.values_list("neighborhood_id", flat=True))
+    locked.status = Campaign.Status.RUNNING
+    locked.save(update_fields=["status", "updated_at"])
+    return locked
+
+
+@transaction.atomic
+def close_campaign(*, campaign: Campaign) -> tuple[Campaign, int]:
+    """→ 終了: a queued or running planning job is cancelled and the visits still planned are
+    cancelled; done, absent and handed-out visits stay as they are (a handed-out visit made
+    offline still arrives). Nothing of a closed campaign reaches workers. Returns (campaign,
+    cancelled)."""
+    locked = _lock_campaign(campaign)
+    if locked.status == Campaign.Status.CLOSED:
+        raise Conflict("The campaign is already closed (終了).", code="campaign_closed")
+    # A schedule for a closed campaign is moot: a queued or running planning job is cancelled
+    # (it checks its status under the campaign's lock before writing, so it writes nothing).
+    PlanningJob.objects.filter(
+        campaign=locked, status__in=[PlanningJob.Status.QUEUED, PlanningJob.Status.RUNNING]
+    ).update(
+        status=PlanningJob.Status.FAILED, finished_at=timezone.now(),
+        message="Cancelled: the campaign was closed before the schedule was written.",
+    )
+    cancelled = ScheduledVisit.objects.filter(campaign=locked, status=ScheduledVisit.Status.PLANNED).update(status=ScheduledVisit.Status.CANCELLED, version=F("version") + 1, updated_at=timezone.now())
+    locked.status = Campaign.Status.CLOSED
+    locked.save(update_fields=["status", "updated_at"])
+    return locked, cancelled
 
 
 def _lock_campaign(campaign: Campaign) -> Campaign:
@@ -246,14 +287,12 @@ def add_days_off(*, worker: User, dates: list[dt.date], reason: str = "") -> int
 
 def request_planning(*, campaign: Campaign, kind: str, by: User, from_date: dt.date | None = None) -> PlanningJob:
     """Check the campaign can be planned (4xx otherwise, nothing written), then queue the job.
-    A second request while one is queued or running is refused (409) by a partial unique index."""
-    today = timezone.localdate()
-    if kind == PlanningJob.Kind.REPLAN:
-        from_date = from_date or today + dt.timedelta(days=1)
-        if from_date < today:
-            raise InvalidInput("from_date cannot be in the past.", details=[{"loc": ["body", "from_date"]}])
-    else:
-        from_date = max(campaign.start_date, from_date or campaign.start_date)
+    A second request while one is queued or running is refused (409) by a partial unique index.
+
+    Visits are placed from `from_date` (default: the later of tomorrow and the campaign's start) to
+    the campaign's end, never outside its dates; an explicit `from_date` may be today but not in
+    the past, and must lie within the campaign."""
+    from_date = planning_start(campaign, from_date)
     validate_plannable(campaign=campaign, kind=kind, from_date=from_date)
     try:
         with transaction.atomic():
@@ -274,6 +313,24 @@ def request_planning(*, campaign: Campaign, kind: str, by: User, from_date: dt.d
     return job
 
 
+def planning_start(campaign: Campaign, from_date: dt.date | None) -> dt.date:
+    """The first date a plan may use: the later of tomorrow and the campaign's start unless given;
+    a given date must be today or later and within the campaign's dates (422 otherwise)."""
+    today = timezone.localdate()
+    if from_date is None:
+        return max(today + dt.timedelta(days=1), campaign.start_date)
+    loc = [{"loc": ["body", "from_date"]}]
+    if from_date < today:
+        raise InvalidInput("from_date cannot be in the past.", details=loc)
+    if from_date < campaign.start_date:
+        raise InvalidInput(f"from_date is before the campaign starts ({campaign.start_date}).", code="outside_campaign",
+                           details=loc)
+    if from_date > campaign.end_date:
+        raise InvalidInput(f"from_date is after the campaign ends ({campaign.end_date}).", code="outside_campaign",
+                           details=loc)
+    return from_date
+
+
 def validate_plannable(*, campaign: Campaign, kind: str, from_date: dt.date) -> None:
     problems: list[dict] = []
     if campaign.status == Campaign.Status.CLOSED:
@@ -291,10 +348,7 @@ def validate_plannable(*, campaign: Campaign, kind: str, from_date: dt.date) -> 
     if unallocated:
         problems.append({"code": "unallocated", "msg": f"自治会 without a partner corporation: {', '.join(unallocated)}"})
     partners = PartnerOrganization.objects.filter(pk__in=set(allocations.values()))
-    released = (
-        list(_replannable(campaign, from_date).values_list("household_id", flat=True))
-        if kind == PlanningJob.Kind.REPLAN else []
-    )
+    released = list(_replannable(campaign).values_list("household_id", flat=True)) if kind == PlanningJob.Kind.REPLAN else []
     needs = _households_to_plan(campaign, also=released).values("neighborhood_id")
     per_partner: dict[int | None, int] = defaultdict(int)  # None: 自治会 without a partner
     for row in needs:
@@ -304,13 +358,15 @@ def validate_plannable(*, campaign: Campaign, kind: str, from_date: dt.date) -> 
         if not workers:
             problems.append({"code": "no_workers", "msg": f"{partner.name} has no active outreach workers", "partner_id": partner.pk})
             continue
-        slots = sum(len(_worker_dates(w, from_date, campaign.end_date)) for w in workers)
-        capacity = slots * campaign.visits_per_worker_day
+        rooms = worker_day_rooms(campaign, workers, from_date)
+        slots = sum(1 for r in rooms.values() if r > 0)
+        capacity = sum(rooms.values())
         if per_partner.get(partner.pk, 0) > capacity:
             problems.append({
                 "code": "capacity", "partner_id": partner.pk,
-                "msg": f"{partner.name}: {per_partner[partner.pk]} households but only {slots} worker-days x "
-                       f"{campaign.visits_per_worker_day} visits = {capacity} before {campaign.end_date}",
+                "msg": f"{partner.name}: {per_partner[partner.pk]} households but only {capacity} visits free on "
+                       f"{slots} worker-days (at most {campaign.visits_per_worker_day} a day, other campaigns' "
+                       f"visits counted) from {from_date} to {campaign.end_date}",
             })
     no_location = list(
         _households_to_plan(campaign, also=released).filter(location__isnull=True).values_list("external_id", flat=True)[:50]
@@ -346,10 +402,59 @@ def _workers(partner: PartnerOrganization) -> list[User]:
     )
 
 
+def worker_day_rooms(campaign: Campaign, workers: list[User], start: dt.date) -> dict[tuple[int, dt.date], int]:
+    """How many more visits of this campaign each working day of these workers can take, from
+    `start` to the campaign's end. A worker-day holds at most the smallest capacity
+    (visits_per_worker_day) of the campaigns with visits on it, counting every live visit of every
+    campaign, except this campaign's planned visits (a re-plan places them again)."""
+    rooms: dict[tuple[int, dt.date], int] = {}
+    for w in workers:
+        for d in _worker_dates(w, start, campaign.end_date):
+            rooms[(w.pk, d)] = campaign.visits_per_worker_day
+    if not rooms:
+        return rooms
+    taken = (
+        ScheduledVisit.objects.filter(worker__in=workers, date__gte=start, date__lte=campaign.end_date)
+        .exclude(status=ScheduledVisit.Status.CANCELLED)
+        .exclude(campaign=campaign, status=ScheduledVisit.Status.PLANNED)
+        .values("worker_id", "date")
+        .annotate(n=Count("pk"), cap=Min("campaign__visits_per_worker_day"))
+    )
+    for row in taken:
+        key = (row["worker_id"], row["date"])
+        if key in rooms:
+            rooms[key] = max(0, min(rooms[key], row["cap"]) - row["n"])
+    return rooms
+
+
 def _worker_dates(worker: User, start: dt.date, end: dt.date) -> list[dt.date]:
     availability = getattr(worker, "availability", None)
     weekdays = availability.weekdays if availability and availability.weekdays else None
     return working_days(start, end, weekdays=weekdays or (1, 2, 3, 4, 5), days_off=[d.date for d in worker.days_off.all()])
+
+
+class PlanCollision(Exception):
+    """The plan would overfill worker-days that another plan filled while this one was computed."""
+
+
+def over_capacity(*, worker_ids: Iterable[int] | None = None, municipality_id: int | None = None,
+                  dates: Iterable[dt.date] | None = None) -> list[dict]:
+    """Worker-days holding more live visits than the smallest capacity of the campaigns on them:
+    [{worker_id, date, visits, capacity}]. Plans never make one; this is their check."""
+    qs = ScheduledVisit.objects.exclude(status=ScheduledVisit.Status.CANCELLED)
+    if worker_ids is not None:
+        qs = qs.filter(worker_id__in=list(worker_ids))
+    if municipality_id is not None:
+        qs = qs.filter(municipality_id=municipality_id)
+    if dates is not None:
+        qs = qs.filter(date__in=list(dates))
+    rows = (
+        qs.values("worker_id", "date")
+        .annotate(visits=Count("pk"), capacity=Min("campaign__visits_per_worker_day"))
+        .filter(visits__gt=F("capacity"))
+        .order_by("date", "worker_id")
+    )
+    return [dict(r) for r in rows]
 
 
 def run_planning_job(job_id: str) -> dict:
@@ -363,6 +468,11 @@ def run_planning_job(job_id: str) -> dict:
     job = PlanningJob.objects.select_related("campaign").get(pk=job_id)
     try:
         result = _plan(job)
+    except PlanCollision as exc:
+        PlanningJob.objects.filter(pk=job_id, status=PlanningJob.Status.RUNNING).update(
+            status=PlanningJob.Status.FAILED, message=str(exc)[:300], finished_at=timezone.now()
+        )
+        return {"failed": str(exc)}
     except Exception as exc:
         logger.exception("planning job %s failed", job_id)
         PlanningJob.objects.filter(pk=job_id, status=PlanningJob.Status.RUNNING).update(
@@ -389,15 +499,10 @@ def _plan(job: PlanningJob) -> dict:
     positions = dict(campaign.targets.values_list("neighborhood_id", "position"))
     states = {str(ch.household_id): ch for ch in CampaignHousehold.objects.filter(campaign=campaign)}
     released: list = []
-    kept_slots: set = set()
     if job.kind == PlanningJob.Kind.REPLAN:
-        # Re-planning keeps what is done and what was handed out (issued); planned visits from
-        # from_date on are planned again.
-        released = list(_replannable(campaign, from_date).values_list("household_id", flat=True))
-        kept_slots = set(
-            ScheduledVisit.objects.filter(campaign=campaign, status=ScheduledVisit.Status.ISSUED, date__gte=from_date)
-            .values_list("worker_id", "date")
-        )
+        # Re-planning keeps what is done and what was handed out (issued); every planned visit,
+        # whatever its date, is planned again from from_date (so one re-plan can undo another).
+        released = list(_replannable(campaign).values_list("household_id", flat=True))
     households = list(_households_to_plan(campaign, also=released).only("pk", "location", "neighborhood_id"))
     stops_by_partner: dict[int, list[planning.Stop]] = defaultdict(list)
     partners: dict[int, PartnerOrganization] = {}
@@ -420,14 +525,19 @@ def _plan(job: PlanningJob) -> dict:
     count = max(1, len(stops_by_partner))
     for i, (partner_id, stops) in enumerate(sorted(stops_by_partner.items())):
         partner = partners[partner_id]
+        workers = _workers(partner)
+        free: dict[int, list[tuple[dt.date, int]]] = defaultdict(list)
+        for (wid, d), r in sorted(worker_day_rooms(campaign, workers, from_date).items()):
+            if r > 0:
+                free[wid].append((d, r))
         request = planning.PartnerPlanRequest(
             office=_office(partner, stops),
             stops=tuple(stops),
             workers=tuple(
-                planning.WorkerDays(worker_id=w.pk, dates=tuple(
-                    d for d in _worker_dates(w, from_date, campaign.end_date) if (w.pk, d) not in kept_slots
-                ))
-                for w in _workers(partner)
+                planning.WorkerDays(
+                    worker_id=w.pk, dates=tuple(d for d, _ in free[w.pk]), room=tuple(r for _, r in free[w.pk])
+                )
+                for w in workers
             ),
             capacity=campaign.visits_per_worker_day,
             bands=tuple(campaign.time_bands),
@@ -439,11 +549,12 @@ def _plan(job: PlanningJob) -> dict:
 
         plans[partner_id] = planning.plan_partner(request, progress=progress)
     with transaction.atomic():
-        return _write_plan(job, plans, partners, households, states, released, from_date)
+        return _write_plan(job, plans, partners, households, states, released)
 
 
-def _replannable(campaign: Campaign, from_date: dt.date):
-    return ScheduledVisit.objects.filter(campaign=campaign, status=ScheduledVisit.Status.PLANNED, date__gte=from_date)
+def _replannable(campaign: Campaign):
+    """What a re-plan places again: every visit neither done nor handed out (issued), any date."""
+    return ScheduledVisit.objects.filter(campaign=campaign, status=ScheduledVisit.Status.PLANNED)
 
 
 def _office(partner: PartnerOrganization, stops: list[planning.Stop]) -> tuple[float, float]:
@@ -453,7 +564,7 @@ def _office(partner: PartnerOrganization, stops: list[planning.Stop]) -> tuple[f
     return (sum(s.lon for s in stops) / len(stops), sum(s.lat for s in stops) / len(stops))
 
 
-def _write_plan(job, plans, partners, households, states, released: list, from_date: dt.date) -> dict:
+def _write_plan(job, plans, partners, households, states, released: list) -> dict:
     # Locks in the order every campaign write takes them: the campaign row first (closing it
     # locks it, then its visits; this job would otherwise lock visits, then wait on the campaign).
     campaign = Campaign.objects.select_for_update().get(pk=job.campaign_id)
@@ -465,7 +576,11 @@ def _write_plan(job, plans, partners, households, states, released: list, from_d
         locked.message = "Cancelled: the campaign was closed before the schedule was written."
         locked.save(update_fields=["status", "finished_at", "message"])
         return {"skipped": True}
-    cancelled = _replannable(campaign, from_date).filter(household_id__in=released).update(
+    # Plans of one municipality are written one at a time, so that the capacity check below sees
+    # every other plan's visits (two campaigns' jobs may plan the same workers at once).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('tsunagu.plan'), %s)", [campaign.municipality_id])
+    cancelled = _replannable(campaign).filter(household_id__in=released).update(
         status=ScheduledVisit.Status.CANCELLED, version=F("version") + 1, updated_at=timezone.now()
     )
     CampaignHousehold.objects.filter(campaign=campaign, household_id__in=released, state="scheduled").update(
@@ -489,6 +604,16 @@ def _write_plan(job, plans, partners, households, states, released: list, from_d
                 leg_m=p.leg_m,
             ))
     ScheduledVisit.objects.bulk_create(visits, batch_size=2000)
+    placed = {(v.worker_id, v.date) for v in visits}
+    full = [
+        r for r in over_capacity(worker_ids={w for w, _ in placed}, dates={d for _, d in placed})
+        if (r["worker_id"], r["date"]) in placed
+    ]
+    if full:
+        raise PlanCollision(
+            f"Another plan gave the same workers visits meanwhile ({len(full)} worker-days would be over "
+            "capacity); nothing was written: request the plan again."
+        )
     # Every household of the campaign has a state row; planned ones are "scheduled".
     CampaignHousehold.objects.bulk_create(
         [CampaignHousehold(municipality_id=campaign.municipality_id, campaign=campaign, household_id=h.pk,
@@ -536,45 +661,82 @@ OUTCOME_STATES = {
 
 
 @transaction.atomic
-def record_outcome(*, visit: ScheduledVisit, outcome: str) -> ScheduledVisit:
+def record_outcome(
+    *, visit: ScheduledVisit, outcome: str, by: User | None = None, correction_reason: str | None = None,
+    visit_record=None,
+) -> ScheduledVisit:
     """What happened at the door drives the campaign: a final outcome closes the household; 不在
-    counts an attempt and, once the policy's attempts are used, marks a leaflet (相談窓口の周知)."""
+    counts an attempt and, once the policy's attempts are used, marks a leaflet (相談窓口の周知).
+
+    A visit has one outcome. The same outcome arriving again changes nothing; another outcome is
+    refused (409 `outcome_recorded`) unless it is a correction: `correction_reason` says why, and an
+    OutcomeCorrection keeps what it was and who changed it."""
+    if outcome not in OUTCOME_STATES and outcome != "absent":
+        raise InvalidInput(f"Unknown outcome {outcome!r}.")
     locked = ScheduledVisit.objects.select_for_update().select_related("campaign").get(pk=visit.pk)
-    if locked.status in (ScheduledVisit.Status.DONE, ScheduledVisit.Status.ABSENT):
-        return locked  # already recorded: the same outcome arriving twice changes nothing
     if locked.status == ScheduledVisit.Status.CANCELLED:
-        raise Conflict("This visit was cancelled.", code="visit_cancelled")
+        raise Conflict("This visit was cancelled (取消).", code="visit_cancelled")
     state, _ = CampaignHousehold.objects.select_for_update().get_or_create(
         campaign=locked.campaign, household_id=locked.household_id,
         defaults={"municipality_id": locked.municipality_id, "neighborhood_id": locked.neighborhood_id},
     )
-    if outcome == "absent":
-        locked.status = ScheduledVisit.Status.ABSENT
+    recorded = locked.status in (ScheduledVisit.Status.DONE, ScheduledVisit.Status.ABSENT)
+    if recorded and locked.outcome == outcome:
+        return locked  # the same outcome arriving twice changes nothing
+    if recorded:
+        if not correction_reason:
+            label = VisitOutcome(locked.outcome).label if locked.outcome else locked.get_status_display()
+            raise Conflict(
+                f"This visit's outcome is already recorded ({label}). To correct it, send the new outcome "
+                "with correction_reason.", code="outcome_recorded",
+                details={"outcome": locked.outcome, "status": locked.status},
+            )
+        if by is None:
+            raise InvalidInput("A correction needs the person who makes it.")
+        OutcomeCorrection.objects.create(
+            municipality_id=locked.municipality_id, scheduled_visit=locked, from_outcome=locked.outcome or "absent",
+            to_outcome=outcome, reason=correction_reason, visit_record=visit_record, by=by,
+        )
+    else:
+        if correction_reason:
+            raise InvalidInput("There is no recorded outcome to correct on this visit.", code="nothing_to_correct",
+                               details=[{"loc": ["body", "correction_reason"]}])
+        # A new attempt.
         state.attempts += 1
         state.last_attempt_date = locked.date
         state.last_attempt_band = locked.time_band
+    locked.outcome = outcome
+    if outcome == "absent":
+        locked.status = ScheduledVisit.Status.ABSENT
         state.state = (
             CampaignHousehold.State.LEAFLET_DUE if state.attempts >= locked.campaign.max_attempts
             else CampaignHousehold.State.PENDING
         )
-    elif outcome in OUTCOME_STATES:
-        locked.status = ScheduledVisit.Status.DONE
-        state.attempts += 1
-        state.last_attempt_date = locked.date
-        state.last_attempt_band = locked.time_band
-        state.state = OUTCOME_STATES[outcome]
     else:
-        raise InvalidInput(f"Unknown outcome {outcome!r}.")
+        locked.status = ScheduledVisit.Status.DONE
+        state.state = OUTCOME_STATES[outcome]
+        if recorded:
+            # Corrected to a final outcome: a next attempt planned meanwhile is not needed any more.
+            ScheduledVisit.objects.filter(
+                campaign=locked.campaign, household_id=locked.household_id, status=ScheduledVisit.Status.PLANNED
+            ).update(status=ScheduledVisit.Status.CANCELLED, version=F("version") + 1, updated_at=timezone.now())
     locked.version += 1
-    locked.save(update_fields=["status", "version", "updated_at"])
+    locked.save(update_fields=["status", "outcome", "version", "updated_at"])
+    if recorded and outcome == "absent" and ScheduledVisit.objects.filter(
+        campaign=locked.campaign, household_id=locked.household_id,
+        status__in=[ScheduledVisit.Status.PLANNED, ScheduledVisit.Status.ISSUED],
+    ).exists():
+        state.state = CampaignHousehold.State.SCHEDULED
     state.save()
     return locked
 
 
 def issue_visits(*, worker: User, date: dt.date) -> int:
     """Mark a worker's planned visits of a day as handed out (their device has them): re-planning
-    keeps them."""
-    return ScheduledVisit.objects.filter(worker=worker, date=date, status=ScheduledVisit.Status.PLANNED).update(
+    keeps them. Only a running campaign's visits reach a device."""
+    return ScheduledVisit.objects.filter(
+        worker=worker, date=date, status=ScheduledVisit.Status.PLANNED, campaign__status=Campaign.Status.RUNNING
+    ).update(
         status=ScheduledVisit.Status.ISSUED, version=F("version") + 1, updated_at=timezone.now()
     )
 
@@ -587,12 +749,36 @@ def reassign_visit(*, visit: ScheduledVisit, worker: User) -> ScheduledVisit:
     if locked.status not in (ScheduledVisit.Status.PLANNED, ScheduledVisit.Status.ISSUED):
         raise Conflict(f"A {locked.status} visit cannot be reassigned.", code="visit_closed")
     _check_worker(worker, locked.partner_organization_id)
+    _check_room(worker, {locked.date: 1}, locked.campaign)
     last = ScheduledVisit.objects.filter(worker=worker, date=locked.date).aggregate(m=Max("route_order"))["m"] or 0
     locked.worker = worker
     locked.route_order = last + 1
     locked.version += 1
     locked.save(update_fields=["worker", "route_order", "version", "updated_at"])
     return locked
+
+
+def _check_room(worker: User, adding: dict[dt.date, int], campaign: Campaign) -> None:
+    """Refuse (409 worker_day_full) to give a worker more visits on a day than its capacity: the
+    smallest visits_per_worker_day of the campaigns on it, every campaign's live visits counted."""
+    Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
+    rows = {
+        r["date"]: r for r in ScheduledVisit.objects.filter(worker=worker, date__in=list(adding))
+        .exclude(status=ScheduledVisit.Status.CANCELLED).values("date")
+        .annotate(n=Count("pk"), cap=Min("campaign__visits_per_worker_day"))
+    }
+    full = []
+    for date, n in sorted(adding.items()):
+        row = rows.get(date)
+        capacity = min(campaign.visits_per_worker_day, row["cap"]) if row else campaign.visits_per_worker_day
+        if (row["n"] if row else 0) + n > capacity:
+            full.append({"date": date.isoformat(), "visits": row["n"] if row else 0, "adding": n, "capacity": capacity})
+    if full:
+        days = ", ".join(str(f["date"]) for f in full)
+        raise Conflict(
+            f"{worker} has no room for these visits on {days} (at most "
+            f"{full[0]['capacity']} a day, every campaign counted).", code="worker_day_full", details=full,
+        )
 
 
 def _check_worker(worker: User, partner_id: int) -> None:
@@ -629,6 +815,10 @@ def reassign_neighborhood(
             state=CampaignHousehold.State.PENDING
         )
         return {"cancelled": moved, "moved": 0}
+    adding: dict[dt.date, int] = defaultdict(int)
+    for date in open_visits.exclude(worker=worker).values_list("date", flat=True):
+        adding[date] += 1
+    _check_room(worker, dict(adding), campaign)
     moved = 0
     for date in sorted(set(open_visits.values_list("date", flat=True))):
         last = (

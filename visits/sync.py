@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid5
 
 import pghistory
+from django.apps import apps
 from django.contrib.gis.geos import Point
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
@@ -30,7 +31,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from accounts.access import municipality_id_of
 from accounts.models import User
 from accounts.roles import Role
-from api.geo import point_out
+from api.geo import DeviceFixIn, SyncPointIn, point_out
 from api.schemas import PayloadModel, Unchanged
 from backend.dates import FactDateTime
 from backend.errors import Conflict, InvalidInput, PayloadTooLarge
@@ -123,10 +124,7 @@ def device_for(*, user: User, device_id: UUID) -> Device:
 # --- push -----------------------------------------------------------------------------------------
 
 
-class LocationIn(PayloadModel):
-    lon: float = Field(..., ge=-180, le=180)
-    lat: float = Field(..., ge=-90, le=90)
-    accuracy_m: float | None = Field(None, ge=0, le=100_000)
+DEVICE_CORRECTION = "端末からの訂正（訪問記録の差し替え）"  # the reason when a superseding record gives none
 
 
 class VisitCreate(PayloadModel):
@@ -141,8 +139,9 @@ class VisitCreate(PayloadModel):
     notes: Note = Field("", max_length=10_000)
     met_person: Line = Field("", max_length=200)
     concerns: list[str] = Field([], max_length=len(CONCERN_CATEGORIES))
-    location: LocationIn | None = None
+    location: DeviceFixIn | None = None
     supersedes: UUID | None = None
+    correction_reason: Line | None = Field(None, min_length=1, max_length=300)
 
     @field_validator("concerns")
     @classmethod
@@ -160,7 +159,7 @@ class HouseholdUpdate(PayloadModel):
     status: HouseholdStatus = Unchanged()
     living_arrangement: LivingArrangement | None = Unchanged()
     risk_flags: list[RiskFlag] = Unchanged(max_length=len(RiskFlag))
-    location: LocationIn | None = Unchanged()
+    location: SyncPointIn | None = Unchanged()
 
 
 def canonical_hash(op: dict) -> str:
@@ -352,9 +351,12 @@ def apply_visit_create(*, user: User, device: Device, op: dict, context: BatchCo
     if not access.may_record_visits(user):
         raise Rejected("forbidden", "Only outreach workers and coordinators record visits.")
     data: VisitCreate = _parse(VisitCreate, op.get("data"))
-    household = context.household(data.household_id)
-    scheduled = None
-    if data.scheduled_visit_id:
+    after_reassignment = str(data.household_id) not in context.households
+    if after_reassignment:  # recorded offline before the household left this worker? (SYNC.md)
+        household, scheduled = _left_after_visit(user, data)
+    else:
+        household, scheduled = context.household(data.household_id), None
+    if data.scheduled_visit_id and not after_reassignment:
         scheduled = ScheduledVisit.objects.filter(
             pk=data.scheduled_visit_id, household=household, municipality_id=municipality_id_of(user)
         ).first()
@@ -377,7 +379,7 @@ def apply_visit_create(*, user: User, device: Device, op: dict, context: BatchCo
             raise Rejected("unknown_record", "The record to supersede does not exist for this household.")
         if VisitRecord.objects.filter(supersedes=earlier).exists():
             raise Rejected("already_superseded", "That record was already corrected; supersede the newest correction.")
-    location = Point(data.location.lon, data.location.lat, srid=4326) if data.location else None
+    location = data.location.to_geos() if data.location else None
     distance = _distance_m(household, location)
     accuracy = data.location.accuracy_m if data.location else None
     implausible = distance is not None and distance > max(IMPLAUSIBLE_MIN_M, 3 * (accuracy or 0))
@@ -388,13 +390,53 @@ def apply_visit_create(*, user: User, device: Device, op: dict, context: BatchCo
         location=location, accuracy_m=accuracy, distance_m=distance, location_implausible=implausible,
         supersedes=earlier,
     )
-    if scheduled is not None and earlier is None:
+    # The scheduled visit's outcome: recorded by a first record, corrected by one that supersedes a
+    # record of the same visit (with its reason, kept with who and when); a second record of a visit
+    # with another outcome that supersedes nothing is refused (outcome_recorded), never dropped.
+    target = scheduled if scheduled is not None else (earlier.scheduled_visit if earlier is not None else None)
+    if target is not None and not after_reassignment:
+        correcting = (
+            earlier is not None and earlier.scheduled_visit_id == target.pk
+            and target.status in (ScheduledVisit.Status.DONE, ScheduledVisit.Status.ABSENT)
+        )
         try:
-            services.record_outcome(visit=scheduled, outcome=data.outcome)
-        except Conflict as exc:
-            raise Rejected(exc.code, exc.message) from exc
-    return {"status": "applied", "id": str(record.pk), "version": 1,
-            "flags": {"location_implausible": implausible, "distance_m": round(distance) if distance is not None else None}}
+            services.record_outcome(
+                visit=target, outcome=data.outcome, by=user,
+                correction_reason=(data.correction_reason or DEVICE_CORRECTION) if correcting else None,
+                visit_record=record if correcting else None,
+            )
+        except (Conflict, InvalidInput) as exc:
+            raise Rejected(exc.code, exc.message, exc.details) from exc
+    flags: dict[str, Any] = {"location_implausible": implausible, "distance_m": round(distance) if distance is not None else None}
+    if after_reassignment:
+        flags["after_reassignment"] = True
+    return {"status": "applied", "id": str(record.pk), "version": 1, "flags": flags}
+
+
+def _left_after_visit(user: User, data: VisitCreate) -> tuple[Household, ScheduledVisit]:
+    """A visit to a household this worker may no longer see is kept when it was recorded while the
+    household was still theirs: the op names a scheduled visit that was this worker's (whatever its
+    status now, cancelled by the reassignment included) and `visited_at` is not after the moment
+    that visit left them (its write history: reassigned to someone else, or cancelled). Anything
+    else is `not_assigned`, as for a household the worker never had."""
+    not_assigned = Rejected("not_assigned", "This household is not one you may record visits for.")
+    if not data.scheduled_visit_id or user.role != Role.OUTREACH_WORKER:
+        raise not_assigned
+    scheduled = ScheduledVisit.objects.filter(
+        pk=data.scheduled_visit_id, household_id=data.household_id, municipality_id=municipality_id_of(user)
+    ).select_related("household").first()
+    if scheduled is None:
+        raise not_assigned
+    was_theirs, left_at = False, None
+    history = apps.get_model("visits", "ScheduledVisitHistory").objects.filter(pgh_obj_id=scheduled.pk)
+    for worker_id, status, at in history.order_by("pgh_id").values_list("worker_id", "status", "pgh_created_at"):
+        if worker_id == user.pk and status != ScheduledVisit.Status.CANCELLED:
+            was_theirs, left_at = True, None
+        elif was_theirs and left_at is None:
+            left_at = at
+    if not was_theirs or (left_at is not None and data.visited_at > left_at):
+        raise not_assigned
+    return scheduled.household, scheduled
 
 
 def _distance_m(household: Household, point: Point | None) -> float | None:
@@ -426,7 +468,7 @@ def apply_household_update(*, user: User, device: Device, op: dict, context: Bat
     locked = Household.objects.select_for_update().get(pk=household.pk)
     changes = data.model_dump(exclude_unset=True, exclude={"id"})
     if "location" in changes:
-        changes["location"] = Point(data.location.lon, data.location.lat, srid=4326) if data.location else None
+        changes["location"] = data.location.to_geos() if data.location else None
     if "living_arrangement" in changes and changes["living_arrangement"] is None:
         changes["living_arrangement"] = ""
     if locked.version != base:
@@ -483,15 +525,18 @@ def visible_set(user: User) -> dict[tuple[str, str], int]:
                 partner_organization_id=user.partner_organization_id,
             )
             .exclude(status=ScheduledVisit.Status.CANCELLED)
-            .exclude(campaign__status=Campaign.Status.CLOSED)
+            .filter(campaign__status=Campaign.Status.RUNNING)  # only started campaigns reach the field
         )
-        household_ids = set()
-        for visit_id, seq, household_id in visits.values_list("pk", "change_seq", "household_id"):
-            visible[("scheduled_visit", str(visit_id))] = seq
-            household_ids.add(household_id)
-        households = visible_households(user).filter(pk__in=household_ids)
-        for hid, seq in households.values_list("pk", "change_seq"):
+        rows = list(visits.values_list("pk", "change_seq", "household_id"))
+        households = visible_households(user).filter(pk__in={household_id for _, _, household_id in rows})
+        seen = dict(households.values_list("pk", "change_seq"))
+        for hid, seq in seen.items():
             visible[("household", str(hid))] = seq
+        # A visit goes with its household: one the worker may no longer see (its 自治会 moved to
+        # another corporation) takes its visits with it, purged in the same page.
+        for visit_id, seq, household_id in rows:
+            if household_id in seen:
+                visible[("scheduled_visit", str(visit_id))] = seq
     elif user.role == Role.COMMISSIONER:
         for hid, seq in visible_households(user).values_list("pk", "change_seq"):
             visible[("household", str(hid))] = seq

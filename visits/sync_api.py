@@ -4,9 +4,11 @@ from typing import Any
 from uuid import UUID
 
 from ninja import Field, Router, Schema, Status
+from ninja.pagination import paginate
 
 from accounts.access import municipality_id_of
 from api.auth import AuthedRequest
+from api.pagination import Paginated
 from api.schemas import BodySchema
 from backend.errors import InvalidInput
 from backend.text import Line
@@ -108,13 +110,16 @@ def check(request: AuthedRequest, payload: CheckIn):
 
 
 @router.get("/forms", response=list[FormOut], summary="Published survey form versions")
+@paginate(Paginated)
 def list_forms(request: AuthedRequest):
-    return list(SurveyForm.objects.filter(municipality_id=municipality_id_of(request.auth), published=True))
+    return SurveyForm.objects.filter(municipality_id=municipality_id_of(request.auth), published=True).order_by(
+        "key", "-version"
+    )
 
 
 @router.post("/forms", response={201: FormOut}, summary="Publish a new version of a survey form (coordinators)")
 def publish_form(request: AuthedRequest, payload: FormIn):
-    access.require_coordinator(request.auth)
+    access.require_coordinator(request.auth, "publish survey forms")
     form = forms.publish_form(
         municipality=request.auth.municipality, key=payload.key, title=payload.title, definition=payload.definition
     )

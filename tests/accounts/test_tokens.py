@@ -94,14 +94,14 @@ def test_coordinator_lists_and_revokes_a_users_devices(town):
     coordinator = town.client("coordinator")
     r = coordinator.get(f"users/{worker.id}/devices")
     assert r.status_code == 200
-    devices = r.json()
+    devices = r.json()["items"]
     assert len(devices) == 1 and devices[0]["active"] is True
     assert "token_hash" not in devices[0]
 
     r = coordinator.delete(f"users/{worker.id}/devices/{devices[0]['id']}")
     assert r.status_code == 204
     assert_error_body(worker_client.get("me"), 401, "token_revoked")
-    after = coordinator.get(f"users/{worker.id}/devices").json()
+    after = coordinator.get(f"users/{worker.id}/devices").json()["items"]
     assert after[0]["active"] is False and after[0]["revoked_at"]
 
 
@@ -118,7 +118,7 @@ def test_other_roles_may_not_manage_devices(town, role):
 def test_my_devices_lists_only_mine(town):
     worker = town.users["outreach_worker"]
     factories.token_for(worker, "second tablet")
-    names = {d["name"] for d in town.client("outreach_worker").get("me/devices").json()}
+    names = {d["name"] for d in town.client("outreach_worker").get("me/devices").json()["items"]}
     assert names == {"test tablet", "second tablet"}
 
 

@@ -51,6 +51,8 @@ BEYOND_SCHEMA = {
     "POST /api/v1/meetings": "a meeting that has happened",
     "POST /api/v1/watches/{watch_id}/check-ins": "a check-in that has happened",
     "POST /api/v1/cases/{case_id}/contacts": "a contact that has happened",
+    "POST /api/v1/watches/{watch_id}/check-ins/{check_in_id}/corrections": "a check-in that has happened, or a retraction alone",
+    "POST /api/v1/cases/{case_id}/contacts/{contact_id}/corrections": "a contact that has happened, or a retraction alone",
     "POST /api/v1/cases/{case_id}/consent": "consent given on a past date",
     "POST /api/v1/cases/{case_id}/meetings": "a meeting that has happened",
     "POST /api/v1/cases/{case_id}/close": "closed on a past date",

@@ -19,7 +19,7 @@ def test_an_explicit_null_is_refused_where_it_means_nothing(town, field):
     hh = town.household
     r = town.client("coordinator").patch(f"households/{hh.id}", {"version": hh.version, field: None})
     err = assert_error_body(r, 422, "invalid")
-    assert ["body", "payload", field] in locs(err)
+    assert ["body", field] in locs(err)
     assert Household.objects.get(pk=hh.pk).version == hh.version
 
 
@@ -38,14 +38,14 @@ def test_null_clears_the_location_and_the_living_arrangement(town):
 def test_resident_nulls_are_refused(town, field):
     resident = town.resident
     r = town.client("coordinator").patch(f"residents/{resident.id}", {"version": resident.version, field: None})
-    assert ["body", "payload", field] in locs(assert_error_body(r, 422, "invalid"))
+    assert ["body", field] in locs(assert_error_body(r, 422, "invalid"))
 
 
 def test_resident_birth_years_are_plausible(town):
     client = town.client("coordinator")
     for year in (1899, 2100, 0):
         r = client.post(f"households/{town.household.id}/residents", {"name": "山田", "birth_year": year})
-        assert ["body", "payload", "birth_year"] in locs(assert_error_body(r, 422, "invalid"))
+        assert ["body", "birth_year"] in locs(assert_error_body(r, 422, "invalid"))
     r = client.patch(f"residents/{town.resident.id}", {"version": town.resident.version, "birth_year": None})
     assert r.status_code == 200, r.content
     assert r.json()["birth_year"] is None

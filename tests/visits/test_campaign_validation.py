@@ -28,7 +28,7 @@ def fy() -> int:
 def test_availability_refuses_zoned_and_malformed_times(town, value):
     worker = town.users["outreach_worker"]
     r = town.client("coordinator").put(f"workers/{worker.id}/availability", {"weekdays": [1, 2], "start_time": value})
-    assert ["body", "payload", "start_time"] in locs(assert_error_body(r, 422, "invalid"))
+    assert ["body", "start_time"] in locs(assert_error_body(r, 422, "invalid"))
 
 
 @pytest.mark.parametrize("value", ["09:00", "09:00:00"])
@@ -47,7 +47,7 @@ def test_availability_takes_local_times(town, value):
 def test_availability_ranges(town, body, field):
     worker = town.users["outreach_worker"]
     r = town.client("coordinator").put(f"workers/{worker.id}/availability", body)
-    assert ["body", "payload", field] in [loc[:3] for loc in locs(assert_error_body(r, 422, "invalid"))]
+    assert ["body", field] in [loc[:2] for loc in locs(assert_error_body(r, 422, "invalid"))]
 
 
 def _campaign(**overrides) -> dict:
@@ -64,7 +64,7 @@ def _campaign(**overrides) -> dict:
 ])
 def test_campaign_dates_lie_in_their_fiscal_year(town, overrides, field):
     r = town.client("coordinator").post("campaigns", _campaign(**overrides))
-    assert ["body", "payload", field] in locs(assert_error_body(r, 422, "invalid"))
+    assert ["body", field] in locs(assert_error_body(r, 422, "invalid"))
     assert not Campaign.objects.filter(name="調査").exists()
 
 
@@ -74,7 +74,7 @@ def test_campaign_plans_are_bounded_in_the_future(town):
     r = town.client("coordinator").post(
         "campaigns", _campaign(fiscal_year=year, start_date=f"{year}-04-01", end_date=f"{year}-05-01")
     )
-    assert ["body", "payload", "start_date"] in locs(assert_error_body(r, 422, "invalid"))
+    assert ["body", "start_date"] in locs(assert_error_body(r, 422, "invalid"))
     assert town.client("coordinator").post("campaigns", _campaign()).status_code == 201
 
 
@@ -84,7 +84,7 @@ def test_campaign_patch_keeps_the_fiscal_year_and_refuses_null(town):
     r = client.patch(f"campaigns/{campaign['id']}", {"end_date": f"{fy() + 1}-04-30"})
     assert ["body", "end_date"] in locs(assert_error_body(r, 422, "invalid"))
     r = client.patch(f"campaigns/{campaign['id']}", {"name": None})
-    assert ["body", "payload", "name"] in locs(assert_error_body(r, 422, "invalid"))
+    assert ["body", "name"] in locs(assert_error_body(r, 422, "invalid"))
     r = client.patch(f"campaigns/{campaign['id']}", {"end_date": f"{fy() + 1}-02-28"})
     assert r.status_code == 200, r.content
     assert Campaign.objects.get(pk=campaign["id"]).end_date == dt.date(fy() + 1, 2, 28)
@@ -94,7 +94,7 @@ def test_campaign_patch_keeps_the_fiscal_year_and_refuses_null(town):
 def test_days_off_are_plausible(town, day):
     worker = town.users["outreach_worker"]
     r = town.client("coordinator").post(f"workers/{worker.id}/days-off", {"dates": [day]})
-    assert ["body", "payload", "dates", "0"] in locs(assert_error_body(r, 422, "invalid"))
+    assert ["body", "dates", "0"] in locs(assert_error_body(r, 422, "invalid"))
     assert not worker.days_off.exists()
 
 
@@ -102,19 +102,20 @@ def test_a_hearing_is_not_in_the_future(town):
     tomorrow = timezone.localdate() + dt.timedelta(days=1)
     r = town.client("coordinator").post(f"campaigns/{town.campaign.id}/hearings", {
         "neighborhood_id": town.neighborhood.id, "held_on": str(tomorrow)})
-    assert ["body", "payload", "held_on"] in locs(assert_error_body(r, 422, "invalid"))
+    assert ["body", "held_on"] in locs(assert_error_body(r, 422, "invalid"))
 
 
 def test_replanning_from_far_away_is_refused(town):
     r = town.client("coordinator").post(f"campaigns/{town.campaign.id}/replan", {"from_date": "9999-12-31"})
-    assert ["body", "payload", "from_date"] in locs(assert_error_body(r, 422, "invalid"))
+    assert ["body", "from_date"] in locs(assert_error_body(r, 422, "invalid"))
 
 
 def test_closing_cancels_a_queued_planning_job(town):
     job = PlanningJob.objects.create(municipality=town.municipality, campaign=town.campaign, kind="replan",
                                      from_date=timezone.localdate() + dt.timedelta(days=1))
-    r = town.client("coordinator").patch(f"campaigns/{town.campaign.id}", {"status": "closed"})
+    r = town.client("coordinator").post(f"campaigns/{town.campaign.id}/close")
     assert r.status_code == 200, r.content
+    assert r.json()["status"] == "closed"
     job.refresh_from_db()
     assert job.status == "failed" and "closed" in job.message
     assert services.run_planning_job(str(job.pk)) == {"skipped": True}
@@ -153,7 +154,7 @@ def test_closing_while_a_replan_writes_takes_locks_in_one_order():
                 locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
                 state["close_locked"] = True
                 assert go.wait(60)
-                services.update_campaign(campaign=locked, changes={"status": "closed"})
+                services.close_campaign(campaign=locked)
             state["closed"] = True
         except Exception as exc:  # reported to the test below
             state["close_error"] = exc

@@ -17,7 +17,7 @@ START, END = dt.date(2026, 12, 21), dt.date(2027, 1, 29)  # spans the New Year h
 
 @pytest.fixture
 def survey(town, django_capture_on_commit_callbacks):
-    """A draft campaign over two 自治会 (40 households) of the town, both allocated to the town's
+    """A running campaign over two 自治会 (40 households) of the town, both allocated to the town's
     corporation, which has three workers."""
     muni = town.municipality
     Campaign.objects.filter(pk=town.campaign.pk).update(status="closed")  # the fixture's own campaign
@@ -42,6 +42,7 @@ def survey(town, django_capture_on_commit_callbacks):
     assert client.put(f"campaigns/{campaign.id}/targets", {"neighborhood_ids": [first.id, second.id]}).status_code == 200
     allocs = [{"neighborhood_id": h.id, "partner_organization_id": town.partner.id} for h in (first, second)]
     assert client.put(f"campaigns/{campaign.id}/allocations", {"allocations": allocs}).status_code == 200
+    assert client.post(f"campaigns/{campaign.id}/activate").status_code == 200  # it reaches the workers
     return {"campaign": campaign, "hoods": (first, second), "workers": workers, "client": client,
             "capture": django_capture_on_commit_callbacks}
 
@@ -165,10 +166,10 @@ def test_bad_campaigns_are_422(town, payload, where):
 
 def test_a_neighborhood_in_two_running_campaigns_is_409(survey, town):
     client = survey["client"]
-    assert client.patch(f"campaigns/{survey['campaign'].id}", {"status": "running"}).status_code == 200
+    assert Campaign.objects.get(pk=survey["campaign"].pk).status == "running"
     other = client.post("campaigns", {"fiscal_year": 2026, "name": "別の調査", "start_date": "2027-01-04", "end_date": "2027-03-31"}).json()
     assert client.put(f"campaigns/{other['id']}/targets", {"neighborhood_ids": [survey["hoods"][1].id]}).status_code == 200
-    err = assert_error_body(client.patch(f"campaigns/{other['id']}", {"status": "running"}), 409, "neighborhood_in_running_campaign")
+    err = assert_error_body(client.post(f"campaigns/{other['id']}/activate"), 409, "neighborhood_in_running_campaign")
     assert err["details"][0]["neighborhood_id"] == survey["hoods"][1].id
     assert Campaign.objects.get(pk=other["id"]).status == "draft"
 
@@ -220,8 +221,14 @@ def test_replan_keeps_done_and_issued_visits(survey, town):
 def test_reassigning_a_visit_moves_nothing_else(survey, town):
     plan(survey)
     visit = ScheduledVisit.objects.filter(campaign=survey["campaign"]).first()
-    before = dict(ScheduledVisit.objects.exclude(pk=visit.pk).values_list("pk", "worker_id"))
     target = next(w for w in survey["workers"] if w.id != visit.worker_id)
+    # The other worker's day is full: the visit does not fit (every campaign's visits counted).
+    if ScheduledVisit.objects.filter(worker=target, date=visit.date).count() >= 5:
+        full = assert_error_body(survey["client"].post(f"scheduled-visits/{visit.id}/reassign", {"worker_id": target.id}),
+                                 409, "worker_day_full")
+        assert full["details"][0]["date"] == str(visit.date)
+    ScheduledVisit.objects.filter(worker=target, date=visit.date).update(status="cancelled")  # room on that day
+    before = dict(ScheduledVisit.objects.exclude(pk=visit.pk).values_list("pk", "worker_id"))
     r = survey["client"].post(f"scheduled-visits/{visit.id}/reassign", {"worker_id": target.id})
     assert r.status_code == 200, r.content
     assert r.json()["worker_id"] == target.id and r.json()["date"] == str(visit.date)
@@ -239,6 +246,13 @@ def test_reassigning_a_neighborhood_to_another_corporation(survey, town):
     newcomer = factories.user(town.municipality, Role.OUTREACH_WORKER, partner_org=other_partner)
     untouched = dict(ScheduledVisit.objects.filter(neighborhood=first).values_list("pk", "worker_id"))
     url = f"campaigns/{survey['campaign'].id}/neighborhoods/{second.id}/reassign"
+    # Days of up to 5 visits from three workers do not fit one worker's days of 5.
+    moving = ScheduledVisit.objects.filter(neighborhood=second, status="planned")
+    if any(moving.filter(date=d).count() > 5 for d in moving.values_list("date", flat=True)):
+        assert_error_body(survey["client"].post(url, {"partner_organization_id": other_partner.id,
+                                                      "worker_id": newcomer.id}), 409, "worker_day_full")
+        assert not ScheduledVisit.objects.filter(worker=newcomer).exists()
+    Campaign.objects.filter(pk=survey["campaign"].pk).update(visits_per_worker_day=20)
     r = survey["client"].post(url, {"partner_organization_id": other_partner.id, "worker_id": newcomer.id})
     assert r.status_code == 200, r.content
     assert r.json()["moved"] == 20
@@ -252,11 +266,12 @@ def test_workers_see_their_own_schedule_and_their_corporations(survey, town):
     plan(survey)
     me, colleague = survey["workers"][0], survey["workers"][1]
     client = factories_client(town, me)
-    mine = client.get("me/schedule", query={"date_from": str(START), "date_to": str(END)}).json()
+    mine = client.get("me/schedule", query={"date_from": str(START), "date_to": str(END), "limit": 500}).json()["items"]
     assert mine and {v["worker_id"] for v in mine} == {me.id}
     assert mine[0]["address"] and mine[0]["location"]["type"] == "Point"
     assert_error_body(client.get(f"workers/{colleague.id}/schedule", query={"date_from": str(START), "date_to": str(END)}), 403)
-    corp = client.get(f"partners/{town.partner.id}/schedule", query={"date_from": str(START), "date_to": str(END)}).json()
+    corp = client.get(f"partners/{town.partner.id}/schedule",
+                      query={"date_from": str(START), "date_to": str(END), "limit": 500}).json()["items"]
     assert {v["worker_id"] for v in corp} == {w.id for w in survey["workers"]}
     outsider = factories.user(town.municipality, Role.OUTREACH_WORKER)
     assert_error_body(factories_client(town, outsider).get(

@@ -305,3 +305,54 @@ def test_reattempts_never_repeat_weekday_and_band():
     # Deferrals cost some short days, but not many.
     assert plan.worker_days <= math.ceil(len(stops) / 8) + 8
     assert plan_partner(request) == plan
+
+
+# --- worker-days other visits already partly fill ------------------------------------------------
+
+
+def test_partly_filled_worker_days_never_take_more_than_their_room():
+    base = make_request(11, groups=3, capacity=8, workers=3, dates=30)
+    rng = random.Random(5)
+    workers = tuple(
+        WorkerDays(worker_id=w.worker_id, dates=w.dates, room=tuple(rng.choice((0, 2, 5, 8, 8, 8)) for _ in w.dates))
+        for w in base.workers
+    )
+    request = PartnerPlanRequest(office=base.office, stops=base.stops, workers=workers, capacity=8, bands=base.bands)
+    plan = plan_partner(request)
+    room = {(d, w.worker_id): r for w in workers for d, r in zip(w.dates, w.room or (), strict=True)}
+    for (date, worker), visits in by_day(plan).items():
+        assert len(visits) <= room[(date, worker)], (date, worker)
+    assert not plan.unplaced  # there is room enough in all
+    check_plan(request, plan, chronological=False)
+
+
+def test_what_fits_no_whole_day_is_spread_over_partly_filled_days():
+    base = make_request(12, groups=1, sizes=(20, 20), priority=0, capacity=8, workers=2, dates=2)
+    # Four worker-days, each partly filled by other visits: 5 + 5 + 6 + 4 = 20 places left.
+    rooms = ((5, 5), (6, 4))
+    workers = tuple(WorkerDays(worker_id=w.worker_id, dates=w.dates, room=r) for w, r in zip(base.workers, rooms,
+                                                                                               strict=True))
+    request = PartnerPlanRequest(office=base.office, stops=base.stops, workers=workers, capacity=8, bands=base.bands)
+    plan = plan_partner(request)
+    room = {(d, w.worker_id): r for w in workers for d, r in zip(w.dates, w.room or (), strict=True)}
+    counts = {k: len(v) for k, v in by_day(plan).items()}
+    assert set(counts) == set(room), "every partly filled worker-day is used"
+    assert all(counts[k] <= room[k] for k in counts)
+    # The short last day (4 stops) takes the first worker-day with room for it (5), so one place of
+    # that day stays free and one stop is left for a later plan: never more than the room.
+    assert len(plan.visits) + len(plan.unplaced) == 20 and len(plan.unplaced) <= 1
+    check_plan(request, plan, chronological=False)
+
+
+def test_free_worker_days_plan_as_before():
+    """room=None and room=(capacity, …) are the same request."""
+    base = make_request(13)
+    full = PartnerPlanRequest(
+        office=base.office, stops=base.stops, capacity=base.capacity, bands=base.bands,
+        workers=tuple(WorkerDays(worker_id=w.worker_id, dates=w.dates, room=(base.capacity,) * len(w.dates))
+                      for w in base.workers),
+    )
+    a, b = plan_partner(base), plan_partner(full)
+    assert [(v.stop_id, v.worker_id, v.date, v.order) for v in a.visits] == [
+        (v.stop_id, v.worker_id, v.date, v.order) for v in b.visits]
+    assert a.total_m == b.total_m

@@ -45,7 +45,8 @@ def visit_op(town, *, household=None, scheduled=None, outcome="met", **data):
         "id": str(uuid.uuid4()), "household_id": str(household.id),
         "scheduled_visit_id": str(scheduled.id) if scheduled else None, "outcome": outcome,
         "visited_at": "2026-11-22T10:15:00+09:00", "notes": "玄関先で話した",
-        "location": {"lon": household.location.x, "lat": household.location.y, "accuracy_m": 12}, **data,
+        "location": {"type": "Point", "coordinates": [household.location.x, household.location.y], "accuracy_m": 12},
+        **data,
     }
     return {"op_id": str(uuid.uuid4()), "kind": "visit.create", "data": body}
 
@@ -124,7 +125,8 @@ def test_bad_visits_are_rejected_with_a_reason(town, tablet, change, code):
 
 def test_a_far_away_location_is_flagged(town, tablet):
     op = visit_op(town)
-    op["data"]["location"] = {"lon": town.household.location.x + 0.01, "lat": town.household.location.y, "accuracy_m": 20}
+    op["data"]["location"] = {"type": "Point", "coordinates": [town.household.location.x + 0.01, town.household.location.y],
+                              "accuracy_m": 20}
     result = push(tablet, [op])[0]
     assert result["flags"]["location_implausible"] is True
     assert 800 < result["flags"]["distance_m"] < 1000
