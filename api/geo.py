@@ -11,6 +11,14 @@ from pydantic import field_validator, model_validator
 from api.schemas import BodySchema, PayloadModel
 
 
+def lon_lat_in_range(value: list[float]) -> list[float]:
+    """[longitude, latitude] within [-180..180, -90..90], or a ValueError saying so."""
+    lon, lat = value
+    if not (-180 <= lon <= 180) or not (-90 <= lat <= 90):
+        raise ValueError("coordinates must be [longitude, latitude] within [-180..180, -90..90]")
+    return value
+
+
 class PointIn(BodySchema):
     type: Literal["Point"]
     coordinates: list[float] = Field(..., min_length=2, max_length=2, description="[longitude, latitude]")
@@ -18,10 +26,7 @@ class PointIn(BodySchema):
     @field_validator("coordinates")
     @classmethod
     def _in_range(cls, value: list[float]) -> list[float]:
-        lon, lat = value
-        if not (-180 <= lon <= 180) or not (-90 <= lat <= 90):
-            raise ValueError("coordinates must be [longitude, latitude] within [-180..180, -90..90]")
-        return value
+        return lon_lat_in_range(value)
 
     def to_geos(self) -> Point:
         return Point(self.coordinates[0], self.coordinates[1], srid=4326)
@@ -46,10 +51,7 @@ class SyncPointIn(PayloadModel):
     @field_validator("coordinates")
     @classmethod
     def _in_range(cls, value: list[float]) -> list[float]:
-        lon, lat = value
-        if not (-180 <= lon <= 180) or not (-90 <= lat <= 90):
-            raise ValueError("coordinates must be [longitude, latitude] within [-180..180, -90..90]")
-        return value
+        return lon_lat_in_range(value)
 
     @property
     def lon(self) -> float:
