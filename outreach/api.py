@@ -29,6 +29,7 @@ from outreach.schemas import (
     CheckInIn,
     CheckInOut,
     CloseIn,
+    ConcernCategory,
     ConcernDetailAnyOut,
     ConcernDetailFullOut,
     ConcernFullOut,
@@ -147,7 +148,7 @@ class ConcernFilter(Schema):
     status: Concern.Status | None = None
     neighborhood: int | None = None
     mine: bool = False
-    category: str | None = None
+    category: ConcernCategory | None = None
     unmatched: bool = False
 
 
@@ -175,7 +176,7 @@ def list_concerns(request: AuthedRequest, filters: Query[ConcernFilter]):
     if filters.mine:
         concerns = concerns.filter(reported_by=request.auth)
     if filters.category:
-        concerns = concerns.filter(categories__contains=[filters.category])
+        concerns = concerns.filter(categories__contains=[str(filters.category)])
     if filters.unmatched:
         concerns = concerns.filter(household__isnull=True)
     return concerns.order_by("-created_at", "pk")

@@ -19,7 +19,7 @@ from audit.services import record_change, record_read
 from backend.errors import Forbidden, InvalidInput
 from neighborhoods.access import visible_neighborhoods
 from visits import access, services
-from visits.models import CampaignNeighborhood, Hearing, PlanningJob, ScheduledVisit
+from visits.models import CampaignNeighborhood, CampaignStatus, Hearing, PlanningJob, ScheduledVisit
 from visits.schemas import (
     AllocationOut,
     AllocationsIn,
@@ -115,9 +115,13 @@ def _campaigns(request: AuthedRequest):
     )
 
 
+_FISCAL_YEAR = Query(None, ge=2000, le=2100, description="年度 (April–March)")
+_STATUS = Query(None, description="draft (準備中) | running (実施中) | closed (終了)")
+
+
 @router.get("/campaigns", response=list[CampaignOut], summary="Survey campaigns (世帯訪問調査)")
 @paginate(Paginated)
-def list_campaigns(request: AuthedRequest, fiscal_year: int | None = None, status: str | None = None):
+def list_campaigns(request: AuthedRequest, fiscal_year: int | None = _FISCAL_YEAR, status: CampaignStatus | None = _STATUS):
     campaigns = _campaigns(request)
     if fiscal_year:
         campaigns = campaigns.filter(fiscal_year=fiscal_year)

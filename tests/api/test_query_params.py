@@ -93,3 +93,22 @@ def test_unknown_parameters_on_writes_are_refused_too(town):
 def test_pages_outside_the_api_are_not_affected(client, town):
     assert client.get("/map/?neighborhood_id=1").status_code in (200, 302)
     assert client.get("/admin/login/?next=/admin/&foo=1").status_code == 200
+
+
+def test_a_one_value_parameter_given_twice_is_refused_and_a_list_parameter_repeats(town):
+    client = town.client("coordinator")
+    r = client.get(f"neighborhoods.geojson?district=1&district={town.neighborhood.id}")
+    err = assert_error_body(r, 422, "repeated_parameter")
+    assert err["details"] == [{"loc": ["query", "district"], "msg": "given more than once; takes one value",
+                               "type": "repeated_parameter"}]
+    assert_error_body(client.get("households?limit=1&limit=2"), 422, "repeated_parameter")
+    # `indicator` takes a list: repeating it is how a list is sent.
+    r = client.get("maps/isolation?indicator=single_elderly&indicator=8050")
+    assert r.status_code == 200, r.content
+
+
+def test_a_concern_category_filter_is_one_of_the_categories(town):
+    client = town.client("coordinator")
+    assert client.get("concerns", query={"category": "isolation"}).status_code == 200
+    err = assert_error_body(client.get("concerns", query={"category": "0.0"}), 422)
+    assert ["query", "category"] in [d["loc"] for d in err["details"]]

@@ -381,3 +381,13 @@ def test_from_a_tablet_a_second_outcome_is_refused_and_a_superseding_record_corr
     assert correction.reason == "在宅だった（インターホン故障）"
     state = CampaignHousehold.objects.get(campaign=town.campaign, household=town.household)
     assert (state.state, state.attempts) == ("met", 1)
+
+
+def test_campaigns_are_filtered_by_a_status_the_domain_has(field):
+    running = _campaign(field, field["hoods"][:1], name="実施中の調査", start=TOMORROW)
+    draft = _campaign(field, field["hoods"][1:2], name="準備中の調査", start=TOMORROW, activate=False)
+    client = field["client"]
+    ids = {c["id"] for c in client.get("campaigns", query={"status": "running"}).json()["items"]}
+    assert running.id in ids and draft.id not in ids
+    assert_error_body(client.get("campaigns", query={"status": "started"}), 422)
+    assert_error_body(client.get("campaigns", query={"fiscal_year": 1999}), 422)
