@@ -2,6 +2,7 @@
 who, when and why; invalid transitions are refused (409)."""
 
 import datetime as dt
+import uuid
 from collections.abc import Iterable
 
 from django.contrib.gis.geos import Point
@@ -238,6 +239,15 @@ def check_in(
     return entry
 
 
+def _refuse_if_corrected(earlier: WatchCheckIn | CaseContact, what: str) -> None:
+    """An entry is corrected once; after that its newest correction is the one to correct (409)."""
+    newer = type(earlier).objects.filter(supersedes=earlier).values_list("pk", flat=True).first()
+    if newer is not None:
+        raise Conflict(f"That {what} was already corrected; correct the newest correction instead.",
+                       code="already_corrected",
+                       details={"superseded_by": str(newer) if isinstance(newer, uuid.UUID) else newer})
+
+
 def _correction_reason(reason: str) -> str:
     if not reason.strip():
         raise InvalidInput("A correction says why the entry was wrong (reason).", details=[{"loc": ["body", "reason"]}])
@@ -264,9 +274,7 @@ def correct_check_in(
         raise NotFound("No such check-in of this 見守り.", code="check_in_unknown")
     if not access.may_correct_check_in(by, locked, earlier):
         raise Forbidden("A 民生委員 corrects their own check-ins; coordinators correct any.")
-    if WatchCheckIn.objects.filter(supersedes=earlier).exists():
-        raise Conflict("That check-in was already corrected; correct the newest correction instead.",
-                       code="already_corrected", details={"superseded_by": earlier.superseded_by.pk})
+    _refuse_if_corrected(earlier, "check-in")
     if retract:
         checked_on, ok, note = earlier.checked_on, earlier.ok, earlier.note
     assert checked_on is not None
@@ -397,9 +405,7 @@ def correct_contact(
         raise NotFound("No such contact of this case.", code="contact_unknown")
     if not access.may_correct_contact(by, locked, earlier):
         raise Forbidden("An outreach worker corrects the contacts they logged; coordinators correct any.")
-    if CaseContact.objects.filter(supersedes=earlier).exists():
-        raise Conflict("That contact was already corrected; correct the newest correction instead.",
-                       code="already_corrected", details={"superseded_by": str(earlier.superseded_by.pk)})
+    _refuse_if_corrected(earlier, "contact")
     if retract:
         kind, contacted_on, reached, note = earlier.kind, earlier.contacted_on, earlier.reached, earlier.note
     contact = _new_contact(locked, contact_id=new_id, kind=kind, contacted_on=contacted_on, reached=reached, note=note,

@@ -413,18 +413,33 @@ def worker_day_rooms(campaign: Campaign, workers: list[User], start: dt.date) ->
             rooms[(w.pk, d)] = campaign.visits_per_worker_day
     if not rooms:
         return rooms
-    taken = (
+    taken = _day_loads(
         ScheduledVisit.objects.filter(worker__in=workers, date__gte=start, date__lte=campaign.end_date)
-        .exclude(status=ScheduledVisit.Status.CANCELLED)
         .exclude(campaign=campaign, status=ScheduledVisit.Status.PLANNED)
-        .values("worker_id", "date")
-        .annotate(n=Count("pk"), cap=Min("campaign__visits_per_worker_day"))
     )
     for row in taken:
         key = (row["worker_id"], row["date"])
         if key in rooms:
-            rooms[key] = max(0, min(rooms[key], row["cap"]) - row["n"])
+            rooms[key] = max(0, min(rooms[key], row["capacity"]) - row["visits"])
     return rooms
+
+
+def _day_loads(visits):
+    """Per worker-day of `visits`: its live visits and the smallest capacity (visits_per_worker_day)
+    of the campaigns on it, as rows {worker_id, date, visits, capacity}. The one count behind room
+    left (plans), over_capacity (their check) and _check_room (reassignments)."""
+    return (
+        visits.exclude(status=ScheduledVisit.Status.CANCELLED)
+        .values("worker_id", "date")
+        .annotate(visits=Count("pk"), capacity=Min("campaign__visits_per_worker_day"))
+    )
+
+
+def _lock_worker_days(municipality_id: int) -> None:
+    """Writes that add visits to worker-days (a plan, a reassignment) take turns per municipality,
+    so that each one's capacity check sees the others' visits. Taken before any visit row."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('tsunagu.plan'), %s)", [municipality_id])
 
 
 def _worker_dates(worker: User, start: dt.date, end: dt.date) -> list[dt.date]:
@@ -441,20 +456,14 @@ def over_capacity(*, worker_ids: Iterable[int] | None = None, municipality_id: i
                   dates: Iterable[dt.date] | None = None) -> list[dict]:
     """Worker-days holding more live visits than the smallest capacity of the campaigns on them:
     [{worker_id, date, visits, capacity}]. Plans never make one; this is their check."""
-    qs = ScheduledVisit.objects.exclude(status=ScheduledVisit.Status.CANCELLED)
+    qs = ScheduledVisit.objects.all()
     if worker_ids is not None:
         qs = qs.filter(worker_id__in=list(worker_ids))
     if municipality_id is not None:
         qs = qs.filter(municipality_id=municipality_id)
     if dates is not None:
         qs = qs.filter(date__in=list(dates))
-    rows = (
-        qs.values("worker_id", "date")
-        .annotate(visits=Count("pk"), capacity=Min("campaign__visits_per_worker_day"))
-        .filter(visits__gt=F("capacity"))
-        .order_by("date", "worker_id")
-    )
-    return [dict(r) for r in rows]
+    return [dict(r) for r in _day_loads(qs).filter(visits__gt=F("capacity")).order_by("date", "worker_id")]
 
 
 def run_planning_job(job_id: str) -> dict:
@@ -578,8 +587,7 @@ def _write_plan(job, plans, partners, households, states, released: list) -> dic
         return {"skipped": True}
     # Plans of one municipality are written one at a time, so that the capacity check below sees
     # every other plan's visits (two campaigns' jobs may plan the same workers at once).
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('tsunagu.plan'), %s)", [campaign.municipality_id])
+    _lock_worker_days(campaign.municipality_id)
     cancelled = _replannable(campaign).filter(household_id__in=released).update(
         status=ScheduledVisit.Status.CANCELLED, version=F("version") + 1, updated_at=timezone.now()
     )
@@ -745,6 +753,7 @@ def issue_visits(*, worker: User, date: dt.date) -> int:
 def reassign_visit(*, visit: ScheduledVisit, worker: User) -> ScheduledVisit:
     """Give one open visit to another worker of the same corporation, on the same day, at the end
     of their route. Nothing else moves."""
+    _lock_worker_days(visit.municipality_id)
     locked = ScheduledVisit.objects.select_for_update().get(pk=visit.pk)
     if locked.status not in (ScheduledVisit.Status.PLANNED, ScheduledVisit.Status.ISSUED):
         raise Conflict(f"A {locked.status} visit cannot be reassigned.", code="visit_closed")
@@ -760,19 +769,16 @@ def reassign_visit(*, visit: ScheduledVisit, worker: User) -> ScheduledVisit:
 
 def _check_room(worker: User, adding: dict[dt.date, int], campaign: Campaign) -> None:
     """Refuse (409 worker_day_full) to give a worker more visits on a day than its capacity: the
-    smallest visits_per_worker_day of the campaigns on it, every campaign's live visits counted."""
-    Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
-    rows = {
-        r["date"]: r for r in ScheduledVisit.objects.filter(worker=worker, date__in=list(adding))
-        .exclude(status=ScheduledVisit.Status.CANCELLED).values("date")
-        .annotate(n=Count("pk"), cap=Min("campaign__visits_per_worker_day"))
-    }
+    smallest visits_per_worker_day of the campaigns on it, every campaign's live visits counted.
+    The caller holds _lock_worker_days."""
+    rows = {r["date"]: r for r in _day_loads(ScheduledVisit.objects.filter(worker=worker, date__in=list(adding)))}
     full = []
     for date, n in sorted(adding.items()):
         row = rows.get(date)
-        capacity = min(campaign.visits_per_worker_day, row["cap"]) if row else campaign.visits_per_worker_day
-        if (row["n"] if row else 0) + n > capacity:
-            full.append({"date": date.isoformat(), "visits": row["n"] if row else 0, "adding": n, "capacity": capacity})
+        capacity = min(campaign.visits_per_worker_day, row["capacity"]) if row else campaign.visits_per_worker_day
+        if (row["visits"] if row else 0) + n > capacity:
+            full.append({"date": date.isoformat(), "visits": row["visits"] if row else 0, "adding": n,
+                         "capacity": capacity})
     if full:
         days = ", ".join(str(f["date"]) for f in full)
         raise Conflict(
@@ -798,6 +804,8 @@ def reassign_neighborhood(
     """Hand a 自治会 to another corporation and/or worker. With a worker, its open visits move to
     that worker on the same days; without one, they are cancelled and the households wait for the
     next re-plan with the new corporation. Nothing outside the 自治会 moves."""
+    if worker is not None:
+        _lock_worker_days(campaign.municipality_id)
     allocation = Allocation.objects.select_for_update().filter(campaign=campaign, neighborhood=neighborhood).first()
     if allocation is None:
         raise NotFound("This 自治会 is not allocated in the campaign.")
