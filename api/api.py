@@ -14,6 +14,8 @@ from audit.api import router as audit_router
 from maps.api import router as maps_router
 from neighborhoods.api import router as neighborhoods_router
 from outreach.api import router as outreach_router
+from reports.api import router as reports_router
+from reports.exports_api import router as exports_router
 from visits.api import router as visits_router
 from visits.photo_api import router as photos_router
 from visits.sync_api import router as sync_router
@@ -52,6 +54,8 @@ api.add_router("/maps/", maps_router)
 api.add_router("/", health_router)
 api.add_router("/", accounts_router)
 api.add_router("/audit/", audit_router)
+api.add_router("/reports/", reports_router)
+api.add_router("/exports/", exports_router)
 api.add_router("/", neighborhoods_router)
 api.add_router("/", outreach_router)
 api.add_router("/", visits_router)

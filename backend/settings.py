@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "accounts",
     "audit",
     "maps",
+    "reports",
     "api",
 ]
 
@@ -230,6 +231,13 @@ Q_CLUSTER = {
 }
 
 NINJA_PAGINATION_MAX_LIMIT = 500
+
+# Reports (reports/): counts below this are suppressed in reports meant for a wider audience (the
+# supervisors' page and API, exports marked public) so that no person can be singled out.
+REPORTS_SMALL_CELL_THRESHOLD = env.int("REPORTS_SMALL_CELL_THRESHOLD", default=5)
+# Export files (CSV / XLSX) are kept this many hours, then deleted by the periodic sweep.
+EXPORTS_EXPIRE_HOURS = env.int("EXPORTS_EXPIRE_HOURS", default=24)
+EXPORTS_ROOT = env.path("EXPORTS_ROOT", default=BASE_DIR / ".local" / "exports")
 # Reads write nothing worth a history context (pghistory adds it to every statement).
 PGHISTORY_MIDDLEWARE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 

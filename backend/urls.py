@@ -10,6 +10,8 @@ urlpatterns = [
     path("api/v1/", api.urls),
     # The supervisors' map page, with its own session login and logout (maps/urls.py).
     path("map/", include("maps.urls")),
+    # The reports page beside it (same login).
+    path("reports/", include("reports.urls")),
     # Anything else under /api/ answers with the API's JSON error body, whatever DEBUG says; for
     # every method (without csrf_exempt, a POST or BREW got the CSRF 403 instead of this 404).
     re_path(r"^api/", csrf_exempt(api_not_found)),
