@@ -55,6 +55,8 @@ api.add_router("/", health_router)
 api.add_router("/", accounts_router)
 api.add_router("/audit/", audit_router)
 api.add_router("/reports/", reports_router)
+api.add_router("/reports/", "reports.corporations_api.router")  # per corporation
+api.add_router("/", "outreach.meetings_api.router")  # /case-meetings
 api.add_router("/exports/", exports_router)
 api.add_router("/", neighborhoods_router)
 api.add_router("/", outreach_router)
