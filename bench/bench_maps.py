@@ -113,6 +113,7 @@ def _tile_figures(label: str, city: dict, users: dict) -> list[Figure]:
 def _coverage_figures(label: str, city: dict, users: dict) -> list[Figure]:
     from maps import queries
     from maps.services import refresh_coverage
+    from visits import coverage
 
     campaign = city["campaign"]
     refresh_s = _timed(lambda: refresh_coverage(campaign.pk))
@@ -126,7 +127,7 @@ def _coverage_figures(label: str, city: dict, users: dict) -> list[Figure]:
 
     sql, params = queries.coverage_read_sql("neighborhood", queries.CoverageFilter())
     params.update({"municipality": campaign.municipality_id, "campaigns": [campaign.pk], "limit": 500, "offset": 0})
-    agg_params = queries.aggregate_params(
+    agg_params = coverage.aggregate_params(
         campaign_id=campaign.pk, municipality_id=campaign.municipality_id, start_date=campaign.start_date
     )
 
@@ -138,7 +139,7 @@ def _coverage_figures(label: str, city: dict, users: dict) -> list[Figure]:
     repeat = 9 if label == "demo" else 5
     api = best_of(lambda: client.get(url, headers=headers), repeat=repeat)
     raw = best_of(lambda: run_sql(sql, params), repeat=repeat)
-    live = best_of(lambda: run_sql(queries.COVERAGE_AGGREGATE_SQL, agg_params), repeat=3)
+    live = best_of(lambda: run_sql(coverage.CELLS_SQL, agg_params), repeat=3)
     weekly_api = best_of(lambda: client.get(weekly_url, headers=headers), repeat=repeat)
     weekly_sql_text = queries.WEEKLY_SQL.format(week_filters="", cell_filters="")
     weekly_params = {"campaign": campaign.pk, "start": campaign.start_date, "end": campaign.end_date,

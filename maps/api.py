@@ -21,6 +21,7 @@ from maps.schemas import (
     WeeklyOut,
 )
 from neighborhoods.models import ResourceType
+from outreach import overdue as overdue_reader
 from visits.access import visible_campaigns
 
 router = Router(tags=["maps"])
@@ -138,8 +139,9 @@ class OverdueQuery(Schema):
 @router.get("/overdue", response=MapOverdueOut, summary="Open cases and 見守り past their due date (coordinators, supervisors)")
 def overdue(request: AuthedRequest, q: Query[OverdueQuery]):
     municipality_id = access.require_overdue_reader(request.auth)
-    items, count = queries.read_overdue(
-        municipality_id=municipality_id, kind=q.kind, limit=q.limit, offset=q.offset, today=timezone.localdate()
+    items, count = overdue_reader.page(
+        overdue_reader.of_municipality(municipality_id, kind=q.kind), today=timezone.localdate(), limit=q.limit,
+        offset=q.offset,
     )
     return {"items": items, "count": count}
 

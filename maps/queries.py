@@ -1,6 +1,5 @@
-"""Read-side SQL of the maps app: coverage (the snapshot and the aggregate that fills it), the
-weekly series, isolation indicators with the nearest community resource (KNN), the overdue list,
-GeoJSON of the small layers, and the data versions that ETags are made of. Everything is set-based
+"""Read-side SQL of the maps app: coverage (reads of the snapshot that maps.services fills from
+visits.coverage, the one formula, and the snapshot's freshness), the weekly series, isolation indicators with the nearest community resource (KNN), GeoJSON of the small layers, and the data versions that ETags are made of. Everything is set-based
 SQL; Python only shapes rows into dicts."""
 
 import calendar
@@ -14,10 +13,9 @@ from django.conf import settings
 from django.db import connection
 
 from accounts.models import User
-from outreach.models import case_overdue_sql, watch_overdue_sql
-from visits.models import CampaignHousehold
-
-_FINAL = "(" + ", ".join(f"'{state}'" for state in CampaignHousehold.FINAL_STATES) + ")"
+from neighborhoods.queries import FeatureProperties, neighborhoods_feature_collection
+from visits import coverage
+from visits.coverage import coverage_pct, coverage_state
 
 
 def _rows(sql: str, params: Sequence | dict) -> list[dict]:
@@ -34,72 +32,7 @@ def _value(sql: str, params: Sequence | dict):
     return row[0] if row else None
 
 
-# --- coverage: the aggregate (run by the refresh) ------------------------------------------------
-
-# Per targeted 自治会 of one campaign. A household is in scope unless it is known vacant or moved
-# (and the campaign did not itself find it so); each in-scope household is finished (a final
-# state), absent_pending (tried, not finished) or not visited.
-COVERAGE_AGGREGATE_SQL = f"""
-SELECT t.campaign_id, t.neighborhood_id, %(municipality)s AS municipality_id, t.position,
-       n.district_id, n.daily_life_area_id, a.partner_organization_id,
-       count(h.id) FILTER (WHERE h.status NOT IN ('vacant', 'moved') OR ch.state IN {_FINAL}) AS in_scope,
-       count(h.id) FILTER (WHERE ch.state = 'met') AS met,
-       count(h.id) FILTER (WHERE ch.state = 'refused') AS refused,
-       count(h.id) FILTER (WHERE ch.state = 'leaflet_left') AS leaflet_left,
-       count(h.id) FILTER (WHERE ch.state IN ('moved', 'vacant')) AS moved_or_vacant,
-       count(h.id) FILTER (WHERE h.status NOT IN ('vacant', 'moved') AND ch.state NOT IN {_FINAL}
-                           AND ch.attempts > 0) AS absent_pending,
-       count(h.id) FILTER (WHERE h.status NOT IN ('vacant', 'moved')
-                           AND (ch.id IS NULL OR (ch.state NOT IN {_FINAL} AND ch.attempts = 0))) AS not_visited
-  FROM visits_campaignneighborhood t
-  JOIN neighborhoods_neighborhood n ON n.id = t.neighborhood_id
-  LEFT JOIN visits_allocation a ON a.campaign_id = t.campaign_id AND a.neighborhood_id = t.neighborhood_id
-  LEFT JOIN neighborhoods_household h
-         ON h.municipality_id = %(municipality)s AND h.neighborhood_id = t.neighborhood_id
-  LEFT JOIN visits_campaignhousehold ch ON ch.campaign_id = t.campaign_id AND ch.household_id = h.id
- WHERE t.campaign_id = %(campaign)s
- GROUP BY t.campaign_id, t.neighborhood_id, t.position, n.district_id, n.daily_life_area_id, a.partner_organization_id
-"""  # noqa: S608 - constant fragments, values bound
-COVERAGE_CELL_COLUMNS = (
-    "campaign_id, neighborhood_id, municipality_id, position, district_id, daily_life_area_id, "
-    "partner_organization_id, in_scope, met, refused, leaflet_left, moved_or_vacant, absent_pending, not_visited"
-)
-
-# Households of the campaign's 自治会 finished per ISO week. When a household was finished: its
-# first final visit record since the campaign started (corrected records left out), else the day
-# of the attempt that finished it, else when its state last changed.
-COVERAGE_WEEKS_SQL = f"""
-WITH first_final AS MATERIALIZED (  -- once, not once per parallel worker
-  SELECT vr.household_id, min(vr.visited_at) AS at
-    FROM visits_visitrecord vr
-   WHERE vr.municipality_id = %(municipality)s AND vr.outcome IN {_FINAL} AND vr.visited_at >= %(since)s
-     AND NOT EXISTS (SELECT 1 FROM visits_visitrecord c WHERE c.supersedes_id = vr.id)
-   GROUP BY vr.household_id
-)
-SELECT ch.campaign_id, h.neighborhood_id, %(municipality)s AS municipality_id,
-       n.district_id, n.daily_life_area_id, a.partner_organization_id,
-       date_trunc('week', (COALESCE(f.at, (ch.last_attempt_date + time '12:00') AT TIME ZONE %(tz)s,
-                                    ch.updated_at)) AT TIME ZONE %(tz)s)::date AS week,
-       count(*) AS finished
-  FROM visits_campaignhousehold ch
-  JOIN neighborhoods_household h ON h.id = ch.household_id
-  JOIN visits_campaignneighborhood t ON t.campaign_id = ch.campaign_id AND t.neighborhood_id = h.neighborhood_id
-  JOIN neighborhoods_neighborhood n ON n.id = t.neighborhood_id
-  LEFT JOIN visits_allocation a ON a.campaign_id = t.campaign_id AND a.neighborhood_id = t.neighborhood_id
-  LEFT JOIN first_final f ON f.household_id = ch.household_id
- WHERE ch.campaign_id = %(campaign)s AND ch.state IN {_FINAL}
- GROUP BY 1, 2, 3, 4, 5, 6, 7
-"""  # noqa: S608 - constant fragments, values bound
-COVERAGE_WEEK_COLUMNS = (
-    "campaign_id, neighborhood_id, municipality_id, district_id, daily_life_area_id, partner_organization_id, "
-    "week, finished"
-)
-
-
-def aggregate_params(*, campaign_id: int, municipality_id: int, start_date: dt.date) -> dict:
-    return {"campaign": campaign_id, "municipality": municipality_id, "tz": settings.TIME_ZONE,
-            "since": _start_of_day(start_date)}
-
+# --- coverage: the snapshot's freshness ---------------------------------------------------------
 
 # The version of each campaign's inputs beside its snapshot row, from index lookups and small
 # scans: households (status, 自治会) and scheduled visits (every plan and outcome changes one)
@@ -162,10 +95,10 @@ GROUPINGS = {
     ),
 }
 
-_STATE = """CASE WHEN {p}in_scope > 0 AND {p}finished >= {p}in_scope THEN 'complete'
-                 WHEN {p}finished + {p}absent_pending > 0 THEN 'in_progress' ELSE 'not_started' END"""
-_CELL_FINISHED = "(c.met + c.refused + c.leaflet_left + c.moved_or_vacant)"
-_CELL_STATE = _STATE.format(p="c.").replace("c.finished", _CELL_FINISHED)
+# The formula of a cell's finished count and state is visits.coverage's.
+_CELL_FINISHED = coverage.finished_sql("c")
+_CELL_STATE = coverage.cell_state_sql("c")
+_GROUP_STATE = coverage.state_sql(in_scope="g.in_scope", finished="g.finished", absent_pending="g.absent_pending")
 
 COVERAGE_READ_SQL = """
 WITH g AS (
@@ -229,10 +162,6 @@ class CoverageFilter:
         return "".join(parts), params
 
 
-def coverage_pct(finished: int, in_scope: int) -> float:
-    return round(100 * finished / in_scope, 1) if in_scope else 0.0
-
-
 @dataclass
 class CoveragePage:
     items: list[dict]
@@ -245,7 +174,7 @@ def coverage_read_sql(group_by: str, filters: CoverageFilter) -> tuple[str, dict
     filter_sql, params = filters.sql("c")
     sql = COVERAGE_READ_SQL.format(
         key=grouping.key, order=grouping.order, label_cols=grouping.label_cols, label_join=grouping.label_join,
-        finished=_CELL_FINISHED, cell_state=_CELL_STATE, group_state=_STATE.format(p="g."), filters=filter_sql,
+        finished=_CELL_FINISHED, cell_state=_CELL_STATE, group_state=_GROUP_STATE, filters=filter_sql,
     )
     return sql, params
 
@@ -292,9 +221,8 @@ def _totals(r: dict) -> dict:
     counts = {k: int(r[f"total_{k}"] or 0) for k in COUNT_FIELDS}
     t: dict[str, object] = dict(counts)
     t["coverage_pct"] = coverage_pct(counts["finished"], counts["in_scope"])
-    t["state"] = (
-        "complete" if counts["in_scope"] and counts["finished"] >= counts["in_scope"]
-        else "in_progress" if counts["finished"] + counts["absent_pending"] else "not_started"
+    t["state"] = coverage_state(
+        in_scope=counts["in_scope"], finished=counts["finished"], absent_pending=counts["absent_pending"]
     )
     t["neighborhoods"] = {
         "total": int(r["total_neighborhoods"] or 0), "complete": int(r["total_neighborhoods_complete"] or 0),
@@ -489,73 +417,24 @@ def read_isolation(
     return items, rows[0]["total_count"] if rows else 0, ind.withheld
 
 
-# --- the overdue list ----------------------------------------------------------------------------
-
-OVERDUE_SQL = f"""
-WITH x AS (
-  SELECT 'case' AS kind, c.id::text AS id, c.household_id, h.neighborhood_id, n.name AS neighborhood_name,
-         c.title AS label, c.stage AS detail, c.next_contact_due AS due, c.last_contact_on AS last_contact,
-         p.name AS responsible, h.location
-    FROM outreach_outreachcase c
-    JOIN neighborhoods_household h ON h.id = c.household_id
-    LEFT JOIN neighborhoods_neighborhood n ON n.id = h.neighborhood_id
-    LEFT JOIN visits_partnerorganization p ON p.id = c.lead_partner_id
-   WHERE c.municipality_id = %(municipality)s AND {case_overdue_sql("c", "%(today)s")}
-  UNION ALL
-  SELECT 'watch', w.id::text, w.household_id, h.neighborhood_id, n.name,
-         w.watcher_name, w.watcher_role, w.next_due, w.last_check_in, w.watcher_name, h.location
-    FROM outreach_watcharrangement w
-    JOIN neighborhoods_household h ON h.id = w.household_id
-    LEFT JOIN neighborhoods_neighborhood n ON n.id = h.neighborhood_id
-   WHERE w.municipality_id = %(municipality)s AND {watch_overdue_sql("w", "%(today)s")}
-)
-SELECT x.*, ST_X(x.location) AS lon, ST_Y(x.location) AS lat, count(*) OVER () AS total_count
-  FROM x
- WHERE (%(kind)s::text IS NULL OR x.kind = %(kind)s::text)
- ORDER BY x.due, x.kind, x.id
- LIMIT %(limit)s OFFSET %(offset)s
-"""  # noqa: S608 - constant fragments (the overdue rule of outreach.models), values bound
-
-
-def read_overdue(*, municipality_id: int, kind: str | None, limit: int, offset: int, today: dt.date) -> tuple[list[dict], int]:
-    params = {"municipality": municipality_id, "kind": kind, "limit": limit, "offset": offset, "today": today}
-    rows = _rows(OVERDUE_SQL, params)
-    if not rows and offset:
-        head = _rows(OVERDUE_SQL, {**params, "limit": 1, "offset": 0})
-        return [], head[0]["total_count"] if head else 0
-    items = [{
-        "kind": r["kind"], "id": r["id"], "household_id": r["household_id"], "neighborhood_id": r["neighborhood_id"],
-        "neighborhood_name": r["neighborhood_name"] or "", "label": r["label"], "detail": r["detail"],
-        "due": r["due"], "days_overdue": max(0, (today - r["due"]).days), "last_contact": r["last_contact"],
-        "responsible": r["responsible"] or "",
-        "location": {"type": "Point", "coordinates": [round(r["lon"], 7), round(r["lat"], 7)]}
-        if r["lon"] is not None else None,
-    } for r in rows]
-    return items, rows[0]["total_count"] if rows else 0
-
-
 # --- GeoJSON of the small layers ------------------------------------------------------------------
 
-NEIGHBORHOODS_GEOJSON_SQL = """
-SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(json_build_object(
-         'type', 'Feature', 'id', n.id,
-         'geometry', ST_AsGeoJSON(CASE WHEN %(tolerance)s > 0 THEN ST_Multi(ST_SimplifyPreserveTopology(n.geom, %(tolerance)s))
-                                       ELSE n.geom END, 6)::json,
-         'properties', json_build_object(
-             'id', n.id, 'code', n.code, 'name', n.name, 'district_id', n.district_id,
-             'daily_life_area_id', n.daily_life_area_id, 'targeted', c.neighborhood_id IS NOT NULL,
+def coverage_properties(campaign_id: int | None) -> FeatureProperties:
+    """The map's properties of a 自治会 feature: its area and district ids and the campaign's
+    coverage from the snapshot (null counts when the campaign does not target it)."""
+    pct = coverage.coverage_pct_sql(_CELL_FINISHED, "c.in_scope")
+    return FeatureProperties(
+        pairs=f"""'district_id', n.district_id, 'daily_life_area_id', n.daily_life_area_id,
+             'targeted', c.neighborhood_id IS NOT NULL,
              'in_scope', c.in_scope, 'met', c.met, 'refused', c.refused, 'leaflet_left', c.leaflet_left,
              'moved_or_vacant', c.moved_or_vacant, 'absent_pending', c.absent_pending, 'not_visited', c.not_visited,
-             'finished', c.met + c.refused + c.leaflet_left + c.moved_or_vacant,
-             'coverage_pct', CASE WHEN c.in_scope > 0
-                                  THEN round(100.0 * (c.met + c.refused + c.leaflet_left + c.moved_or_vacant) / c.in_scope, 1)
-                                  WHEN c.neighborhood_id IS NOT NULL THEN 0 END,
-             'state', CASE WHEN c.neighborhood_id IS NULL THEN NULL ELSE {state} END)
-       ) ORDER BY n.code), '[]'::json))
-  FROM neighborhoods_neighborhood n
-  LEFT JOIN maps_coveragecell c ON c.campaign_id = %(campaign)s AND c.neighborhood_id = n.id
- WHERE n.municipality_id = %(municipality)s AND n.geom IS NOT NULL
-"""
+             'finished', {_CELL_FINISHED},
+             'coverage_pct', CASE WHEN c.neighborhood_id IS NOT NULL THEN coalesce({pct}, 0) END,
+             'state', CASE WHEN c.neighborhood_id IS NOT NULL THEN {_CELL_STATE} END""",
+        joins="\nLEFT JOIN maps_coveragecell c ON c.campaign_id = %(campaign)s AND c.neighborhood_id = n.id",
+        params={"campaign": campaign_id},
+    )
+
 
 RESOURCES_GEOJSON_SQL = """
 SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(json_build_object(
@@ -573,8 +452,10 @@ def _json_text(value) -> str:
 
 
 def neighborhoods_geojson(*, municipality_id: int, campaign_id: int | None, tolerance: float) -> str:
-    sql = NEIGHBORHOODS_GEOJSON_SQL.format(state=_CELL_STATE)
-    return _json_text(_value(sql, {"municipality": municipality_id, "campaign": campaign_id, "tolerance": tolerance}))
+    """The 自治会 with the campaign's coverage: the one 自治会 GeoJSON builder (neighborhoods.queries)."""
+    return neighborhoods_feature_collection(
+        municipality_id=municipality_id, properties=coverage_properties(campaign_id), tolerance=tolerance
+    )
 
 
 def resources_geojson(*, municipality_id: int, resource_type: str | None) -> str:

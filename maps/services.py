@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from maps import queries
+from visits import coverage
 from visits.models import Campaign
 
 logger = logging.getLogger("tsunagu.maps")
@@ -31,13 +32,13 @@ RETURNING campaign_id
 
 
 def refresh_coverage(campaign_id: int) -> dict:
-    """Recompute one campaign's snapshot in SQL (cells and weekly finishes), in one transaction:
-    readers see the old snapshot or the new one, never half of each."""
+    """Recompute one campaign's snapshot in SQL (cells and weekly finishes, by visits.coverage's
+    formula), in one transaction: readers see the old snapshot or the new one, never half of each."""
     campaign = Campaign.objects.filter(pk=campaign_id).first()
     if campaign is None:
         return {"campaign": campaign_id, "skipped": "no such campaign"}
     started = time.perf_counter()
-    params = queries.aggregate_params(
+    params = coverage.aggregate_params(
         campaign_id=campaign.pk, municipality_id=campaign.municipality_id, start_date=campaign.start_date
     )
     with transaction.atomic(), connection.cursor() as cursor:
@@ -46,12 +47,12 @@ def refresh_coverage(campaign_id: int) -> dict:
         version = queries.freshness([campaign.pk])[campaign.pk]["version"]
         cursor.execute("DELETE FROM maps_coveragecell WHERE campaign_id = %s", [campaign.pk])
         cursor.execute(
-            f"INSERT INTO maps_coveragecell ({queries.COVERAGE_CELL_COLUMNS}) {queries.COVERAGE_AGGREGATE_SQL}", params
+            f"INSERT INTO maps_coveragecell ({', '.join(coverage.SNAPSHOT_COLUMNS)}) {coverage.SNAPSHOT_CELLS_SQL}", params
         )
         cells = cursor.rowcount
         cursor.execute("DELETE FROM maps_coverageweek WHERE campaign_id = %s", [campaign.pk])
         cursor.execute(
-            f"INSERT INTO maps_coverageweek ({queries.COVERAGE_WEEK_COLUMNS}) {queries.COVERAGE_WEEKS_SQL}", params
+            f"INSERT INTO maps_coverageweek ({', '.join(coverage.WEEK_COLUMNS)}) {coverage.FINISHED_WEEKS_SQL}", params
         )
         weeks = cursor.rowcount
         duration_ms = round((time.perf_counter() - started) * 1000)

@@ -37,6 +37,7 @@ from accounts.models import User
 from backend.errors import InvalidInput, NotFound
 from maps import access, queries
 from outreach.models import case_overdue_sql
+from visits import coverage
 from visits.models import Campaign
 
 MAX_ZOOM = 22
@@ -83,15 +84,14 @@ def _geom(column: str) -> str:
 
 
 def _neighborhoods(req: TileRequest) -> tuple[str, list]:
-    finished = "(c.met + c.refused + c.leaflet_left + c.moved_or_vacant)"
-    state = queries._CELL_STATE
+    finished, state = coverage.finished_sql("c"), coverage.cell_state_sql("c")  # the one formula
     sql = f"""
     SELECT {_geom('n.geom')} AS geom, n.id AS fid, n.id, n.code, n.name,
            (c.neighborhood_id IS NOT NULL) AS targeted,
            c.in_scope, c.met, c.refused, c.leaflet_left, c.moved_or_vacant, c.absent_pending, c.not_visited,
            {finished} AS finished,
-           CASE WHEN c.in_scope > 0 THEN round(100.0 * {finished} / c.in_scope, 1)::float8
-                WHEN c.neighborhood_id IS NOT NULL THEN 0.0 END AS coverage_pct,
+           CASE WHEN c.neighborhood_id IS NOT NULL
+                THEN coalesce({coverage.coverage_pct_sql(finished, "c.in_scope")}, 0)::float8 END AS coverage_pct,
            CASE WHEN c.neighborhood_id IS NOT NULL THEN {state} END AS state
       FROM bounds b
       JOIN neighborhoods_neighborhood n ON n.geom && b.env4326

@@ -1,6 +1,7 @@
 """Read-side queries for places: counts and GeoJSON built in SQL."""
 
 import json
+from dataclasses import dataclass, field
 
 from django.db import connection
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
@@ -37,6 +38,30 @@ def area_m2(neighborhood: Neighborhood) -> float | None:
         return round(cursor.fetchone()[0], 1)
 
 
+# --- the 自治会 as GeoJSON: one builder --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeatureProperties:
+    """A set of properties of a 自治会 feature: `pairs` are json_build_object arguments over the
+    neighborhood `n` and what `joins` brings in (aliases of their own; named parameters in `params`)."""
+
+    pairs: str
+    joins: str = ""
+    params: dict = field(default_factory=dict)
+
+
+HOUSEHOLD_COUNTS = FeatureProperties(
+    pairs="'kana', n.kana, 'district', d.name, 'daily_life_area', a.name, 'household_count', COALESCE(hc.n, 0)",
+    joins="""
+LEFT JOIN neighborhoods_district d ON d.id = n.district_id
+LEFT JOIN neighborhoods_dailylifearea a ON a.id = n.daily_life_area_id
+LEFT JOIN (
+  SELECT neighborhood_id, count(*) AS n FROM neighborhoods_household
+   WHERE municipality_id = %(municipality)s AND neighborhood_id IS NOT NULL GROUP BY neighborhood_id
+) hc ON hc.neighborhood_id = n.id""",
+)
+
 _FEATURE_COLLECTION_SQL = """
 SELECT json_build_object(
   'type', 'FeatureCollection',
@@ -46,37 +71,33 @@ SELECT json_build_object(
       'geometry', ST_AsGeoJSON(
           CASE WHEN %(tolerance)s > 0 THEN ST_Multi(ST_SimplifyPreserveTopology(n.geom, %(tolerance)s)) ELSE n.geom END,
           6)::json,
-      'properties', json_build_object(
-          'id', n.id, 'code', n.code, 'name', n.name, 'kana', n.kana,
-          'district', d.name, 'daily_life_area', a.name,
-          'household_count', COALESCE(c.n, 0))
+      'properties', json_build_object('id', n.id, 'code', n.code, 'name', n.name{pairs})
   ) ORDER BY n.code), '[]'::json)
 )
-FROM neighborhoods_neighborhood n
-LEFT JOIN neighborhoods_district d ON d.id = n.district_id
-LEFT JOIN neighborhoods_dailylifearea a ON a.id = n.daily_life_area_id
-LEFT JOIN (
-  SELECT neighborhood_id, count(*) AS n FROM neighborhoods_household
-   WHERE municipality_id = %(municipality)s AND neighborhood_id IS NOT NULL GROUP BY neighborhood_id
-) c ON c.neighborhood_id = n.id
-WHERE n.municipality_id = %(municipality)s AND n.geom IS NOT NULL {extra}
+FROM neighborhoods_neighborhood n{joins}
+WHERE n.municipality_id = %(municipality)s AND n.geom IS NOT NULL{extra}
 """
 
 
 def neighborhoods_feature_collection(
-    *, municipality_id: int, tolerance: float = 0.0, district_id: int | None = None, area_id: int | None = None
+    *, municipality_id: int, properties: FeatureProperties = HOUSEHOLD_COUNTS, tolerance: float = 0.0,
+    district_id: int | None = None, area_id: int | None = None,
 ) -> str:
-    """The municipality's 自治会 as one GeoJSON FeatureCollection with household counts, built by
-    one SQL statement (PostGIS does the geometry and the JSON)."""
+    """The municipality's 自治会 as one GeoJSON FeatureCollection (geometry rounded to 6 decimals,
+    simplified when `tolerance` > 0; ordered by code), built by one SQL statement (PostGIS does the
+    geometry and the JSON). Each feature's properties are id, code, name, then `properties`: this
+    app's household counts, or another app's set (the map's coverage)."""
     extra = ""
-    params: dict = {"municipality": municipality_id, "tolerance": tolerance}
+    params: dict = {**properties.params, "municipality": municipality_id, "tolerance": tolerance}
     if district_id is not None:
         extra += " AND n.district_id = %(district)s"
         params["district"] = district_id
     if area_id is not None:
         extra += " AND n.daily_life_area_id = %(area)s"
         params["area"] = area_id
+    pairs = f", {properties.pairs}" if properties.pairs else ""
+    sql = _FEATURE_COLLECTION_SQL.format(pairs=pairs, joins=properties.joins, extra=extra)
     with connection.cursor() as cursor:
-        cursor.execute(_FEATURE_COLLECTION_SQL.format(extra=extra), params)
+        cursor.execute(sql, params)
         value = cursor.fetchone()[0]
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

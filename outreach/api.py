@@ -4,19 +4,19 @@ from uuid import UUID
 
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from ninja import Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from accounts.access import municipality_id_of
 from accounts.models import User
-from accounts.roles import Role
 from api.auth import AuthedRequest
 from api.output import with_output_attrs
 from api.pagination import Paginated
 from audit.services import record_read
 from backend.errors import Forbidden
 from neighborhoods.access import visible_neighborhoods
-from outreach import access, services
+from outreach import access, overdue, services
 from outreach.models import CaseContact, Concern, OutreachCase, WatchArrangement, WatchCheckIn
 from outreach.schemas import (
     CaseDetailOut,
@@ -355,11 +355,8 @@ class OverdueCasesAndWatchesOut(Schema):
     summary="My overdue cases (workers) and 見守り (民生委員): {cases, watches}, not paginated",
 )
 def my_overdue(request: AuthedRequest):
-    cases = access.visible_cases(request.auth).overdue().filter(lead_worker=request.auth)
-    watches = access.visible_watches(request.auth).overdue()
-    if request.auth.role != Role.COMMISSIONER:
-        watches = watches.none()
-    return {"cases": list(cases.order_by("next_contact_due", "pk")), "watches": list(watches.order_by("next_due", "pk"))}
+    scope, today = overdue.of_user(request.auth), timezone.localdate()
+    return {"cases": list(overdue.cases(scope, today)), "watches": list(overdue.watches(scope, today))}
 
 
 @router.get(
@@ -369,7 +366,5 @@ def my_overdue(request: AuthedRequest):
 def all_overdue(request: AuthedRequest):
     if request.auth.role not in access.READERS:
         raise Forbidden("Coordinators and supervisors see the municipality's overdue list.")
-    return {
-        "cases": list(access.visible_cases(request.auth).overdue().order_by("next_contact_due", "pk")),
-        "watches": list(access.visible_watches(request.auth).overdue().order_by("next_due", "pk")),
-    }
+    scope, today = overdue.of_municipality(municipality_id_of(request.auth)), timezone.localdate()
+    return {"cases": list(overdue.cases(scope, today)), "watches": list(overdue.watches(scope, today))}

@@ -843,53 +843,34 @@ def reassign_neighborhood(
 
 # --- progress ------------------------------------------------------------------------------------
 
-_PROGRESS_SQL = """
-SELECT t.neighborhood_id, n.name, n.code, a.partner_organization_id,
-       count(h.id) FILTER (WHERE h.status NOT IN ('vacant', 'moved')) AS in_scope,
-       count(ch.id) FILTER (WHERE ch.state = 'met') AS met,
-       count(ch.id) FILTER (WHERE ch.state = 'refused') AS refused,
-       count(ch.id) FILTER (WHERE ch.state IN ('moved', 'vacant')) AS moved_or_vacant,
-       count(ch.id) FILTER (WHERE ch.state = 'leaflet_left') AS leaflet_left,
-       count(ch.id) FILTER (WHERE ch.state = 'leaflet_due') AS leaflet_due,
-       count(ch.id) FILTER (WHERE ch.state IN ('pending', 'scheduled') AND ch.attempts > 0) AS absent_pending,
-       count(ch.id) FILTER (WHERE ch.attempts > 0) AS attempted
-  FROM visits_campaignneighborhood t
-  JOIN neighborhoods_neighborhood n ON n.id = t.neighborhood_id
-  LEFT JOIN visits_allocation a ON a.campaign_id = t.campaign_id AND a.neighborhood_id = t.neighborhood_id
-  LEFT JOIN neighborhoods_household h ON h.neighborhood_id = t.neighborhood_id
-  LEFT JOIN visits_campaignhousehold ch ON ch.campaign_id = t.campaign_id AND ch.household_id = h.id
- WHERE t.campaign_id = %s
- GROUP BY t.neighborhood_id, t.position, n.name, n.code, a.partner_organization_id
- ORDER BY t.position
-"""
-
 
 def campaign_progress(campaign: Campaign) -> dict:
-    """Progress per 自治会 and per corporation, aggregated in SQL."""
-    with connection.cursor() as cursor:
-        cursor.execute(_PROGRESS_SQL, [campaign.pk])
-        cols = [c.name for c in cursor.description]
-        rows = [dict(zip(cols, r, strict=True)) for r in cursor.fetchall()]
+    """Progress per 自治会 and per corporation: the coverage cells of visits.coverage (the formula
+    the map and the 年度 report read), computed now. `attempted` is the in-scope households the
+    campaign has reached (finished or tried): in_scope - not_visited."""
+    from visits.coverage import campaign_cells, coverage_pct
+
+    cells = campaign_cells(campaign_id=campaign.pk, municipality_id=campaign.municipality_id)
     partners = dict(PartnerOrganization.objects.filter(municipality_id=campaign.municipality_id).values_list("pk", "name"))
     per_partner: dict[int | None, dict] = {}
     hoods = []
-    for r in rows:
-        finished = r["met"] + r["refused"] + r["moved_or_vacant"] + r["leaflet_left"]
-        r["finished"] = finished
-        r["not_visited"] = max(0, r["in_scope"] - r["attempted"])
-        r["coverage_pct"] = round(100 * finished / r["in_scope"], 1) if r["in_scope"] else 0.0
-        r["state"] = (
-            "complete" if r["in_scope"] and finished >= r["in_scope"] else "in_progress" if r["attempted"] else "not_started"
-        )
-        hoods.append(r)
-        p = per_partner.setdefault(r["partner_organization_id"], {
-            "partner_organization_id": r["partner_organization_id"], "name": partners.get(r["partner_organization_id"], ""),
+    for c in cells:
+        hoods.append({
+            "neighborhood_id": c["neighborhood_id"], "name": c["name"], "code": c["code"],
+            "partner_organization_id": c["partner_organization_id"],
+            **{k: c[k] for k in ("in_scope", "met", "refused", "moved_or_vacant", "leaflet_left", "leaflet_due",
+                                 "absent_pending")},
+            "attempted": c["in_scope"] - c["not_visited"],
+            **{k: c[k] for k in ("finished", "not_visited", "coverage_pct", "state")},
+        })
+        p = per_partner.setdefault(c["partner_organization_id"], {
+            "partner_organization_id": c["partner_organization_id"], "name": partners.get(c["partner_organization_id"], ""),
             "neighborhoods": 0, "complete": 0, "in_scope": 0, "finished": 0,
         })
         p["neighborhoods"] += 1
-        p["complete"] += r["state"] == "complete"
-        p["in_scope"] += r["in_scope"]
-        p["finished"] += finished
+        p["complete"] += c["state"] == "complete"
+        p["in_scope"] += c["in_scope"]
+        p["finished"] += c["finished"]
     for p in per_partner.values():
-        p["coverage_pct"] = round(100 * p["finished"] / p["in_scope"], 1) if p["in_scope"] else 0.0
+        p["coverage_pct"] = coverage_pct(p["finished"], p["in_scope"])
     return {"neighborhoods": hoods, "partners": list(per_partner.values())}

@@ -1,0 +1,171 @@
+"""Coverage of a survey campaign: the one formula. Campaign progress (visits.services), the map's
+snapshot (maps.services fills maps_coveragecell and maps_coverageweek from the SQL here), the map's
+GeoJSON and tiles, and the 年度 report all read it.
+
+Per targeted 自治会 of a campaign, counting the municipality's households whose 自治会 it is:
+- in scope: every household, except one already known vacant or moved (Household.status) that the
+  campaign has not itself finished (a household the campaign found vacant stays in scope, finished);
+- finished: a final state of the campaign (met, refused, leaflet left, moved or vacant);
+- each in-scope household not finished is absent_pending (tried, no final state yet) or not_visited;
+  so in_scope = finished + absent_pending + not_visited;
+- coverage_pct = finished / in_scope in percent, rounded half up to one decimal (0.0 when nothing is
+  in scope);
+- state: complete (something in scope, all finished), in_progress (anything finished or tried),
+  else not_started.
+
+The SQL fragments are the rule; `coverage_pct` and `coverage_state` are the same rule for sums made
+in Python (tests check the two agree)."""
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import connection
+
+from visits.models import CampaignHousehold
+
+FINAL_STATES_SQL = "(" + ", ".join(f"'{state}'" for state in CampaignHousehold.FINAL_STATES) + ")"
+_KNOWN_GONE = "h.status IN ('vacant', 'moved')"
+
+# The counts of one 自治会 (the columns of a coverage cell).
+COUNTS = ("in_scope", "met", "refused", "leaflet_left", "moved_or_vacant", "absent_pending", "not_visited")
+FINISHED_STATES_COUNTS = ("met", "refused", "leaflet_left", "moved_or_vacant")
+
+
+def finished_sql(alias: str) -> str:
+    """Finished households of a row carrying the counts (a cell `alias.`, or '' for bare columns)."""
+    prefix = f"{alias}." if alias else ""
+    return "(" + " + ".join(f"{prefix}{name}" for name in FINISHED_STATES_COUNTS) + ")"
+
+
+def coverage_pct_sql(finished: str, in_scope: str) -> str:
+    """coverage_pct as numeric, NULL when nothing is in scope (callers say what that shows as)."""
+    return f"round(100.0 * ({finished}) / NULLIF({in_scope}, 0), 1)"
+
+
+def state_sql(*, in_scope: str, finished: str, absent_pending: str) -> str:
+    return (f"(CASE WHEN {in_scope} > 0 AND {finished} >= {in_scope} THEN 'complete'"
+            f" WHEN {finished} + {absent_pending} > 0 THEN 'in_progress' ELSE 'not_started' END)")
+
+
+def cell_state_sql(alias: str) -> str:
+    """The state of a row carrying the counts (a maps_coveragecell row, a campaign cell)."""
+    prefix = f"{alias}." if alias else ""
+    return state_sql(in_scope=f"{prefix}in_scope", finished=finished_sql(alias), absent_pending=f"{prefix}absent_pending")
+
+
+def coverage_pct(finished: int, in_scope: int) -> float:
+    """coverage_pct_sql for sums made in Python: half up in exact integers, as PostgreSQL's numeric
+    round (Python's round() would take 6.25 to 6.2, the database to 6.3)."""
+    if in_scope <= 0:
+        return 0.0
+    tenths = (2000 * finished + in_scope) // (2 * in_scope)
+    return tenths / 10
+
+
+def coverage_state(*, in_scope: int, finished: int, absent_pending: int) -> str:
+    """state_sql for sums made in Python."""
+    if in_scope > 0 and finished >= in_scope:
+        return "complete"
+    return "in_progress" if finished + absent_pending > 0 else "not_started"
+
+
+# --- the aggregate -------------------------------------------------------------------------------
+
+# One row per targeted 自治会 of the campaign (of the municipality), counted live. Parameters:
+# %(campaign)s, %(municipality)s. leaflet_due (不在, a leaflet still to leave) is a part of the
+# households not finished, not a bucket of its own.
+CELLS_SQL = f"""
+SELECT t.campaign_id, t.neighborhood_id, %(municipality)s AS municipality_id, t.position,
+       n.district_id, n.daily_life_area_id, a.partner_organization_id, n.code, n.name,
+       count(h.id) FILTER (WHERE NOT {_KNOWN_GONE} OR ch.state IN {FINAL_STATES_SQL}) AS in_scope,
+       count(h.id) FILTER (WHERE ch.state = 'met') AS met,
+       count(h.id) FILTER (WHERE ch.state = 'refused') AS refused,
+       count(h.id) FILTER (WHERE ch.state = 'leaflet_left') AS leaflet_left,
+       count(h.id) FILTER (WHERE ch.state IN ('moved', 'vacant')) AS moved_or_vacant,
+       count(h.id) FILTER (WHERE NOT {_KNOWN_GONE} AND ch.state NOT IN {FINAL_STATES_SQL}
+                           AND ch.attempts > 0) AS absent_pending,
+       count(h.id) FILTER (WHERE NOT {_KNOWN_GONE}
+                           AND (ch.id IS NULL OR (ch.state NOT IN {FINAL_STATES_SQL} AND ch.attempts = 0))) AS not_visited,
+       count(h.id) FILTER (WHERE NOT {_KNOWN_GONE} AND ch.state = 'leaflet_due') AS leaflet_due
+  FROM visits_campaignneighborhood t
+  JOIN visits_campaign c ON c.id = t.campaign_id AND c.municipality_id = %(municipality)s
+  JOIN neighborhoods_neighborhood n ON n.id = t.neighborhood_id AND n.municipality_id = %(municipality)s
+  LEFT JOIN visits_allocation a ON a.campaign_id = t.campaign_id AND a.neighborhood_id = t.neighborhood_id
+  LEFT JOIN neighborhoods_household h
+         ON h.municipality_id = %(municipality)s AND h.neighborhood_id = t.neighborhood_id
+  LEFT JOIN visits_campaignhousehold ch ON ch.campaign_id = t.campaign_id AND ch.household_id = h.id
+ WHERE t.campaign_id = %(campaign)s
+ GROUP BY t.campaign_id, t.neighborhood_id, t.position, n.district_id, n.daily_life_area_id, n.code, n.name,
+          a.partner_organization_id
+"""  # noqa: S608 - constant fragments, values bound
+
+# What the map's snapshot keeps of a cell (maps_coveragecell's columns), selected from CELLS_SQL.
+SNAPSHOT_COLUMNS = (
+    "campaign_id", "neighborhood_id", "municipality_id", "position", "district_id", "daily_life_area_id",
+    "partner_organization_id", *COUNTS,
+)
+SNAPSHOT_CELLS_SQL = f"SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM ({CELLS_SQL}) cells"  # noqa: S608 - constant fragments
+
+_CAMPAIGN_CELLS_SQL = f"""
+SELECT cells.*, {finished_sql("cells")} AS finished,
+       coalesce({coverage_pct_sql(finished_sql("cells"), "cells.in_scope")}, 0)::float8 AS coverage_pct,
+       {cell_state_sql("cells")} AS state
+  FROM ({CELLS_SQL}) cells
+ ORDER BY cells.position, cells.neighborhood_id
+"""  # noqa: S608 - constant fragments, values bound
+
+CELL_KEYS = (
+    "neighborhood_id", "code", "name", "position", "district_id", "daily_life_area_id", "partner_organization_id",
+    *COUNTS, "leaflet_due", "finished", "coverage_pct", "state",
+)
+
+
+def campaign_cells(*, campaign_id: int, municipality_id: int) -> list[dict]:
+    """The coverage of each targeted 自治会 of a campaign, computed now, in target order: the keys
+    of CELL_KEYS (a campaign of another municipality has none)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CAMPAIGN_CELLS_SQL, {"campaign": campaign_id, "municipality": municipality_id})
+        cols = [c.name for c in cursor.description]
+        rows = [dict(zip(cols, r, strict=True)) for r in cursor.fetchall()]
+    return [{k: r[k] for k in CELL_KEYS} for r in rows]
+
+
+# --- finishes per week (the snapshot's series) ------------------------------------------------------
+
+# The households of CELLS_SQL's finished count, per ISO week of finishing. When a household was
+# finished: its first final visit record since the campaign started (corrected records left out),
+# else the day of the attempt that finished it, else when its state last changed. Parameters: as
+# CELLS_SQL, with %(since)s (the campaign's first day, start of day) and %(tz)s.
+FINISHED_WEEKS_SQL = f"""
+WITH first_final AS MATERIALIZED (  -- once, not once per parallel worker
+  SELECT vr.household_id, min(vr.visited_at) AS at
+    FROM visits_visitrecord vr
+   WHERE vr.municipality_id = %(municipality)s AND vr.outcome IN {FINAL_STATES_SQL} AND vr.visited_at >= %(since)s
+     AND NOT EXISTS (SELECT 1 FROM visits_visitrecord c WHERE c.supersedes_id = vr.id)
+   GROUP BY vr.household_id
+)
+SELECT ch.campaign_id, h.neighborhood_id, %(municipality)s AS municipality_id,
+       n.district_id, n.daily_life_area_id, a.partner_organization_id,
+       date_trunc('week', (COALESCE(f.at, (ch.last_attempt_date + time '12:00') AT TIME ZONE %(tz)s,
+                                    ch.updated_at)) AT TIME ZONE %(tz)s)::date AS week,
+       count(*) AS finished
+  FROM visits_campaignhousehold ch
+  JOIN neighborhoods_household h ON h.id = ch.household_id AND h.municipality_id = %(municipality)s
+  JOIN visits_campaignneighborhood t ON t.campaign_id = ch.campaign_id AND t.neighborhood_id = h.neighborhood_id
+  JOIN neighborhoods_neighborhood n ON n.id = t.neighborhood_id AND n.municipality_id = %(municipality)s
+  LEFT JOIN visits_allocation a ON a.campaign_id = t.campaign_id AND a.neighborhood_id = t.neighborhood_id
+  LEFT JOIN first_final f ON f.household_id = ch.household_id
+ WHERE ch.campaign_id = %(campaign)s AND ch.state IN {FINAL_STATES_SQL}
+ GROUP BY 1, 2, 3, 4, 5, 6, 7
+"""  # noqa: S608 - constant fragments, values bound
+WEEK_COLUMNS = (
+    "campaign_id", "neighborhood_id", "municipality_id", "district_id", "daily_life_area_id",
+    "partner_organization_id", "week", "finished",
+)
+
+
+def aggregate_params(*, campaign_id: int, municipality_id: int, start_date: dt.date) -> dict:
+    """The parameters of CELLS_SQL and FINISHED_WEEKS_SQL."""
+    since = dt.datetime.combine(start_date, dt.time(0, 0), tzinfo=ZoneInfo(settings.TIME_ZONE))
+    return {"campaign": campaign_id, "municipality": municipality_id, "tz": settings.TIME_ZONE, "since": since}
