@@ -57,7 +57,7 @@ api.add_router("/audit/", audit_router)
 api.add_router("/reports/", reports_router)
 api.add_router("/reports/", "reports.corporations_api.router")  # per corporation
 api.add_router("/", "outreach.meetings_api.router")  # /case-meetings
-api.add_router("/exports/", exports_router)
+api.add_router("/exports", exports_router)  # POST/GET /exports, no trailing slash
 api.add_router("/", neighborhoods_router)
 api.add_router("/", outreach_router)
 api.add_router("/", visits_router)

@@ -25,6 +25,7 @@ from backend.errors import Forbidden
 from neighborhoods.access import household_scope
 from outreach.models import (
     CaseContact,
+    CaseMeeting,
     CaseQuerySet,
     Concern,
     Meeting,
@@ -173,3 +174,23 @@ def _households(user: User):
 
 def concern_basis(user: User) -> str:
     return f"role:{user.role}"
+
+
+# --- case meetings as a list (支援会議 / 重層的支援会議) -------------------------------------------------
+# The list carries no notes, no member names and no case title, so reading it is not a read of
+# sensitive detail (no audit row per item); a meeting's content stays behind the audited case.
+
+
+def may_list_case_meetings(user: User) -> bool:
+    return user.role in READERS
+
+
+def visible_case_meetings(user: User) -> QuerySet[CaseMeeting]:
+    if may_list_case_meetings(user):
+        return CaseMeeting.objects.filter(case__municipality_id=municipality_id_of(user))
+    return CaseMeeting.objects.none()
+
+
+def require_case_meeting_lister(user: User) -> None:
+    if not may_list_case_meetings(user):
+        raise Forbidden("Coordinators and supervisors list case meetings.")

@@ -1,5 +1,39 @@
 """The per-corporation report (委託 payment and review)."""
 
-from ninja import Router
+from django.utils import timezone
+from ninja import Query, Router
+
+from api.auth import AuthedRequest
+from api.schemas import MAX_ID
+from backend.errors import InvalidInput
+from reports import access
+from reports.corporation_schemas import CorporationReportOut
+from reports.corporations import corporation_report
+from reports.fiscal import plausible_fiscal_years
 
 router = Router(tags=["reports"])
+
+_ONE_OF = "Give exactly one of campaign and fiscal_year."
+
+
+@router.get(
+    "/corporations", response=CorporationReportOut,
+    summary="Per corporation and worker: planned and made visits, completed households, 不在率, leaflets, "
+            "stops per worker-day, planned distance (coordinators, supervisors; ?campaign= or ?fiscal_year=)",
+)
+def corporations_report(
+    request: AuthedRequest,
+    campaign: int | None = Query(None, ge=1, le=MAX_ID, description="A survey campaign (世帯訪問調査)"),
+    fiscal_year: int | None = Query(None, ge=2000, le=2100, description="Every campaign of this 年度 (April–March)"),
+):
+    municipality_id = access.require_report_reader(request.auth)
+    if (campaign is None) == (fiscal_year is None):
+        raise InvalidInput(_ONE_OF, details=[
+            {"loc": ["query", "campaign"], "msg": _ONE_OF}, {"loc": ["query", "fiscal_year"], "msg": _ONE_OF},
+        ])
+    if fiscal_year is not None:
+        first, last = plausible_fiscal_years(timezone.localdate())
+        if not first <= fiscal_year <= last:
+            raise InvalidInput(f"The 年度 must be between {first} and {last}.",
+                               details=[{"loc": ["query", "fiscal_year"], "msg": f"between {first} and {last}"}])
+    return corporation_report(municipality_id=municipality_id, campaign_id=campaign, fiscal_year=fiscal_year)

@@ -462,3 +462,37 @@ ENDPOINTS += [
     Endpoint("start a campaign", "POST", lambda t: f"campaigns/{_draft_campaign(t).id}/activate", COORDINATOR),
     Endpoint("close a campaign", "POST", lambda t: f"campaigns/{_draft_campaign(t).id}/close", COORDINATOR),
 ]  # campaigns start and close as their own audited steps (issue 12)
+
+
+ENDPOINTS += [
+    Endpoint("per-corporation report", "GET", lambda t: f"reports/corporations?campaign={t.campaign.id}", PLAN_READERS),
+]  # the per-corporation report names its campaign in the query (issue 13)
+
+
+def _export_job(t, **fields) -> str:
+    """An export of the town asked for by its coordinator: a job is its requester's alone (the
+    supervisor of the same town gets 404 too)."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from reports.models import ExportJob
+
+    job = ExportJob.objects.create(
+        municipality=t.municipality, requested_by=t.users["coordinator"], kind="visits", format="csv",
+        encoding="utf-8-sig", params={"fiscal_year": 2025, "campaign": None}, filename="令和7年度_訪問一覧.csv",
+        expires_at=timezone.now() + dt.timedelta(hours=1), **fields,
+    )
+    return str(job.pk)
+
+
+ENDPOINTS += [
+    Endpoint("export job", "GET", lambda t: f"exports/{_export_job(t)}", COORDINATOR),
+    # An expired export needs no file: reaching it is 410 Gone for its requester. What the files
+    # hold, and a download that works: tests/reports/test_exports.py.
+    Endpoint("export file", "GET", lambda t: f"exports/{_export_job(t, status='expired')}/file", COORDINATOR, ok=410),
+]  # exports (issue 13)
+NOT_IN_MATRIX[("POST", "/api/v1/exports")] = (
+    "names a campaign at most: tests/reports/test_exports.py (who may export what, another municipality's "
+    "campaign 404); supervisors may export reports (a job of their own, not a change to shared data)"
+)

@@ -67,6 +67,10 @@ BEYOND_SCHEMA = {
     "POST /api/v1/households/{household_id}/residents": "a birth year no later than this year",
     "PATCH /api/v1/residents/{resident_id}": "a birth year no later than this year",
     "GET /api/v1/audit/events": "since: a time that has happened",
+    "POST /api/v1/exports": "the kind decides which of fiscal_year / campaign it needs; a 年度 up to the next one",
+    "GET /api/v1/reports/corporations": "exactly one of campaign and fiscal_year; a 年度 no later than the next",
+    "GET /api/v1/case-meetings": "from and to within 2000 … the next 年度's end, to not before from",
+    "GET /api/v1/reports/fiscal-years/{year}": "a 年度 no later than the next one",
     # where things are
     "POST /api/v1/households": "a location inside the municipality (outside_municipality)",
     "PATCH /api/v1/households/{household_id}": "a location inside the municipality (outside_municipality)",
