@@ -1,10 +1,10 @@
-# MapLibre GL for the map page, from the npm registry (package-lock.json); no CDN at run time.
+# The pages' front-end packages (MapLibre GL, Chart.js, the Noto Sans JP web font), from the npm
+# registry (package-lock.json), copied by scripts/vendor.sh as `make vendor` does; no CDN at run time.
 FROM node:20-bookworm-slim AS vendor
 WORKDIR /build
 COPY package.json package-lock.json ./
-RUN npm ci --ignore-scripts --no-audit --no-fund \
- && mkdir -p out && cp node_modules/maplibre-gl/dist/maplibre-gl.mjs node_modules/maplibre-gl/dist/maplibre-gl-worker.mjs \
-    node_modules/maplibre-gl/dist/maplibre-gl.css node_modules/maplibre-gl/LICENSE.txt out/
+COPY scripts/vendor.sh scripts/
+RUN npm ci --ignore-scripts --no-audit --no-fund && bash scripts/vendor.sh
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 UV_PROJECT_ENVIRONMENT=/opt/venv PATH=/opt/venv/bin:$PATH
@@ -16,7 +16,9 @@ WORKDIR /app
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY . .
-COPY --from=vendor /build/out/ maps/static/maps/vendor/
+COPY --from=vendor /build/maps/static/maps/vendor/ maps/static/maps/vendor/
+COPY --from=vendor /build/reports/static/reports/vendor/ reports/static/reports/vendor/
+COPY --from=vendor /build/backend/static/vendor/ backend/static/vendor/
 RUN TSUNAGU_ENV=development python manage.py collectstatic --noinput -v 0
 RUN useradd --system --home /app tsunagu && mkdir -p /app/.local/media && chown -R tsunagu /app/.local
 USER tsunagu

@@ -30,20 +30,17 @@ system:
 
 venv: .venv/.synced
 
-# The map page's MapLibre GL, from the npm registry (package-lock.json), served as our own static
-# files (git-ignored; no CDN). Rebuilt only when the lock file changes.
-VENDOR := maps/static/maps/vendor
-MAPLIBRE_FILES := maplibre-gl.mjs maplibre-gl-worker.mjs maplibre-gl.css
-$(VENDOR)/.installed: package.json package-lock.json
-	@command -v npm >/dev/null || { echo "vendor: npm is needed to install maplibre-gl (apt-get install nodejs npm)"; exit 1; }
+# The pages' front-end packages, from the npm registry (package-lock.json), served as our own static
+# files (git-ignored; no CDN): MapLibre GL for the map page, Chart.js for the reports page and the
+# Noto Sans JP web font for both (scripts/vendor.sh copies them). Rebuilt only when the lock changes.
+VENDOR := backend/static/vendor/.installed
+$(VENDOR): package.json package-lock.json scripts/vendor.sh
+	@command -v npm >/dev/null || { echo "vendor: npm is needed to install the front-end packages (apt-get install nodejs npm)"; exit 1; }
 	@npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
-	@mkdir -p $(VENDOR)
-	@for f in $(MAPLIBRE_FILES); do cp node_modules/maplibre-gl/dist/$$f $(VENDOR)/$$f; done
-	@if [ -f node_modules/maplibre-gl/dist/maplibre-gl.js ]; then cp node_modules/maplibre-gl/dist/maplibre-gl.js $(VENDOR)/; fi
-	@cp node_modules/maplibre-gl/LICENSE.txt $(VENDOR)/LICENSE.txt
+	@scripts/vendor.sh
 	@touch $@
 
-vendor: $(VENDOR)/.installed
+vendor: $(VENDOR)
 
 db: system
 	@scripts/pg.sh start

@@ -10,6 +10,8 @@ from django.templatetags.static import static
 from django.urls import reverse, reverse_lazy
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from reports.access import REPORT_READERS
+
 
 class MapLoginView(LoginView):
     template_name = "maps/login.html"
@@ -24,9 +26,11 @@ class MapLoginView(LoginView):
 def map_page(request: HttpRequest) -> HttpResponse:
     if getattr(request.user, "municipality_id", None) is None:  # (login_required: not anonymous)
         raise PermissionDenied("The map shows a municipality's data; this account belongs to none.")
+    # The header links to the reports page for the roles that read it (reports.access).
+    reports_url = reverse("reports:page") if getattr(request.user, "role", None) in REPORT_READERS else None
     config = {
         "api": "/api/v1/maps",
         "maplibre": static("maps/vendor/maplibre-gl.mjs"),
         "logout": reverse("maps:logout"),
     }
-    return render(request, "maps/map.html", {"config": config})
+    return render(request, "maps/map.html", {"config": config, "reports_url": reports_url})

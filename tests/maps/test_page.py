@@ -1,21 +1,21 @@
 """The supervisors' map page in a real browser: Debian's headless Chromium driven by Playwright
-against the live test server. Logs in, waits for the tiles to render, toggles layers, clicks a
-自治会 and reads its numbers, and saves a screenshot (also to $TSUNAGU_SCREENSHOT_DIR when set)."""
+against the live test server, with no font able to draw Japanese but the page's web font
+(tests/browser.py). Logs in, waits for the tiles to render, toggles layers, clicks a 自治会 and reads
+its numbers, checks that the Japanese text was drawn with the web font, and saves screenshots (also
+to $TSUNAGU_SCREENSHOT_DIR when set)."""
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from tests.browser import CHROMIUM, assert_japanese_drawn_with_web_font, chromium_page, save_screenshot
 from tests.conftest import build_town
 from tests.factories import PASSWORD
 from tests.maps.conftest import build_mapped
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VENDOR = Path(settings.BASE_DIR) / "maps" / "static" / "maps" / "vendor" / "maplibre-gl.mjs"
+FONT = Path(settings.BASE_DIR) / "backend" / "static" / "vendor" / "noto-sans-jp" / "noto-sans-jp.css"
 
 pytestmark = [
     pytest.mark.slow,
@@ -43,26 +43,19 @@ def surveyed(transactional_db):
 
 
 @pytest.fixture
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 820}, locale="ja-JP")
-        page.errors, page.log = [], []
-        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-        page.on("console", lambda msg: page.log.append(f"console {msg.type}: {msg.text}"))
-        page.on("requestfailed", lambda req: page.log.append(f"failed {req.url}: {req.failure}"))
-        page.on("response", lambda r: r.status >= 400 and page.log.append(f"HTTP {r.status} {r.url}"))
-        try:
-            yield page
-        finally:
-            browser.close()
+def browser_page(tmp_path):
+    with chromium_page(tmp_path) as page:
+        yield page
 
 
-def _login(page, base: str, username: str) -> None:
+def _login(page, base: str, username: str, tmp_path: Path | None = None) -> None:
     page.goto(f"{base}/map/")
     assert "/map/login/" in page.url  # the page asks for a session first
+    if tmp_path is not None:  # the login page's Japanese, drawn with the web font too
+        assert page.inner_text("h1") == "つなぐ 地図"
+        assert_japanese_drawn_with_web_font(page, [".login-box h1", ".login-box p", "button[type=submit]"],
+                                            sample="訪問状況・孤立の兆し")
+        save_screenshot(page, tmp_path, "map-login.png")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
@@ -89,22 +82,16 @@ def _wait_rendered(page, layer: str, at_least: int = 1, timeout: int = 90_000) -
 
 def _screenshot(page, tmp_path: Path, name: str) -> Path:
     page.wait_for_function("() => window.tsunaguMap.areTilesLoaded()", timeout=60_000)
-    path = tmp_path / name
-    page.screenshot(path=str(path))
-    target = os.environ.get("TSUNAGU_SCREENSHOT_DIR")
-    if target:
-        Path(target).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(target) / name)
-    return path
+    return save_screenshot(page, tmp_path, name)
 
 
 def test_a_supervisor_sees_coverage_toggles_layers_and_reads_a_neighborhood(
     surveyed, live_server, browser_page, tmp_path
 ):
-    assert VENDOR.exists(), "MapLibre GL is not installed: run `make vendor` (npm ci + copy into maps/static)"
+    assert VENDOR.exists() and FONT.exists(), "the front-end packages are not installed: run `make vendor`"
     town, mapped = surveyed
     page = browser_page
-    _login(page, live_server.url, town.users["supervisor"].username)
+    _login(page, live_server.url, town.users["supervisor"].username, tmp_path)
 
     assert _wait_rendered(page, "neighborhoods-fill", at_least=2) >= 2
     assert _wait_rendered(page, "households-points", at_least=10) >= 10  # a supervisor sees the households
@@ -138,13 +125,20 @@ def test_a_supervisor_sees_coverage_toggles_layers_and_reads_a_neighborhood(
     overdue = page.inner_text("#overdue")
     assert mapped.case.title in overdue and "見守り 太郎" in overdue
 
+    # The rendered text: the header, the panel's labels and numbers, the popup, in the web font.
+    assert page.inner_text(".bar strong") == "つなぐ 地図"
+    assert page.inner_text("label[for=campaign]") == "世帯訪問調査"
+    assert page.inner_text("#link-reports") == "年度報告"  # a supervisor reads the reports too
+    assert_japanese_drawn_with_web_font(page, [
+        ".bar strong", "label[for=campaign]", "#link-reports", ".neighborhood-numbers", "#overdue li",
+    ])
     path = _screenshot(page, tmp_path, "map-supervisor.png")
     assert path.stat().st_size > 10_000
     assert page.errors == []
 
 
 def test_an_admin_sees_hexagons_and_no_households(surveyed, live_server, browser_page, tmp_path):
-    assert VENDOR.exists(), "MapLibre GL is not installed: run `make vendor`"
+    assert VENDOR.exists() and FONT.exists(), "the front-end packages are not installed: run `make vendor`"
     town, _mapped = surveyed
     page = browser_page
     _login(page, live_server.url, town.users["admin"].username)
@@ -152,5 +146,7 @@ def test_an_admin_sees_hexagons_and_no_households(surveyed, live_server, browser
     assert page.evaluate("() => window.tsunaguMap.getLayer('households-points') === undefined")
     assert page.locator("#toggle-households").count() == 0
     assert page.locator("#overdue-section").is_hidden()
+    assert page.locator("#link-reports").count() == 0  # an admin does not read the reports
+    assert_japanese_drawn_with_web_font(page, [".bar strong", "label[for=campaign]"])
     _screenshot(page, tmp_path, "map-admin.png")
     assert page.errors == []
