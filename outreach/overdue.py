@@ -11,6 +11,7 @@ from django.db import connection
 from accounts.access import municipality_id_of
 from accounts.models import User
 from accounts.roles import Role
+from outreach import access
 from outreach.models import CaseQuerySet, OutreachCase, WatchArrangement, WatchQuerySet
 
 KINDS = ("case", "watch")
@@ -18,13 +19,12 @@ KINDS = ("case", "watch")
 
 @dataclass(frozen=True)
 class OverdueScope:
-    """Whose overdue list: a municipality's, optionally narrowed to the cases one worker leads and
-    the 見守り of one 民生委員's 自治会, and to some kinds."""
+    """Whose overdue list: a municipality's, or one person's (what outreach.access lets them see,
+    narrowed to what is theirs), and which kinds."""
 
     municipality_id: int
     kinds: tuple[str, ...] = KINDS
-    lead_worker_id: int | None = None
-    commissioner_id: int | None = None
+    user: User | None = None
 
 
 def of_municipality(municipality_id: int, *, kind: str | None = None) -> OverdueScope:
@@ -37,9 +37,9 @@ def of_user(user: User) -> OverdueScope:
     in their 自治会; anyone else's, nothing (only outreach workers lead cases)."""
     municipality_id = municipality_id_of(user)
     if user.role == Role.OUTREACH_WORKER:
-        return OverdueScope(municipality_id=municipality_id, kinds=("case",), lead_worker_id=user.pk)
+        return OverdueScope(municipality_id=municipality_id, kinds=("case",), user=user)
     if user.role == Role.COMMISSIONER:
-        return OverdueScope(municipality_id=municipality_id, kinds=("watch",), commissioner_id=user.pk)
+        return OverdueScope(municipality_id=municipality_id, kinds=("watch",), user=user)
     return OverdueScope(municipality_id=municipality_id, kinds=())
 
 
@@ -47,9 +47,10 @@ def cases(scope: OverdueScope, today: dt.date) -> CaseQuerySet:
     """The scope's overdue cases (annotated overdue_today), the longest overdue first."""
     if "case" not in scope.kinds:
         return OutreachCase.objects.none()
-    qs = OutreachCase.objects.filter(municipality_id=scope.municipality_id)
-    if scope.lead_worker_id is not None:
-        qs = qs.filter(lead_worker_id=scope.lead_worker_id)
+    if scope.user is None:
+        qs = OutreachCase.objects.filter(municipality_id=scope.municipality_id)
+    else:  # the cases the worker may see and leads
+        qs = access.visible_cases(scope.user).filter(lead_worker=scope.user)
     return qs.overdue(today=today).order_by("next_contact_due", "pk")
 
 
@@ -57,9 +58,10 @@ def watches(scope: OverdueScope, today: dt.date) -> WatchQuerySet:
     """The scope's overdue 見守り (annotated overdue_today), the longest overdue first."""
     if "watch" not in scope.kinds:
         return WatchArrangement.objects.none()
-    qs = WatchArrangement.objects.filter(municipality_id=scope.municipality_id)
-    if scope.commissioner_id is not None:
-        qs = qs.filter(household__neighborhood__commissioners=scope.commissioner_id)
+    if scope.user is None:
+        qs = WatchArrangement.objects.filter(municipality_id=scope.municipality_id)
+    else:  # the 見守り of the 民生委員's 自治会
+        qs = access.visible_watches(scope.user)
     return qs.overdue(today=today).order_by("next_due", "pk")
 
 

@@ -11,7 +11,8 @@ packages=(
   libimage-exiftool-perl
   chromium chromium-driver
 )
-# npm installs MapLibre GL for the map page (make vendor); use the machine's Node.js if it has one.
+# npm installs the pages' front-end packages (MapLibre GL, Chart.js, the Noto Sans JP web font: make vendor);
+# use the machine's Node.js if it has one.
 if ! command -v npm >/dev/null 2>&1; then
   packages+=(nodejs npm)
 fi
