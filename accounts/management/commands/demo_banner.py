@@ -22,6 +22,7 @@ class Command(BaseCommand):
             f"  API docs        {url}/api/v1/docs",
             f"  health          {url}/api/v1/health",
             f"  map             {url}/map/   (the supervisors' coverage map)",
+            f"  reports         {url}/reports/   (the 年度 report: charts, tables, CSV/Excel exports)",
             f"  admin           {url}/admin/   (platform operators only: manage.py createsuperuser)",
         ]
         existing: set[str] = set()
