@@ -48,6 +48,12 @@ def record_change(request: HttpRequest, obj: models.Model, *, basis: str, detail
     return _record_request(request, obj, basis=basis, detail=detail, action=AuditEvent.Action.CHANGE)
 
 
+def record_export(request: HttpRequest, obj: models.Model, *, basis: str, detail: dict | None = None) -> AuditEvent:
+    """Audit that the request's user took `obj`'s data away (an export file downloaded); `detail`
+    says what and how many rows."""
+    return _record_request(request, obj, basis=basis, detail=detail, action=AuditEvent.Action.EXPORT)
+
+
 def _record_request(request: HttpRequest, obj: models.Model, *, basis: str, detail: dict | None, action: str) -> AuditEvent:
     from accounts.services import client_ip  # accounts records its own events through this module
 

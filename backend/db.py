@@ -1,6 +1,10 @@
 """Database pieces shared by apps."""
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import pgtrigger
+from django.db import connection
 
 # Every syncable row carries `change_seq`, set from one database sequence by a trigger on every
 # insert and update (bulk and raw SQL writes included), so a device's pull can tell what changed
@@ -15,3 +19,11 @@ def change_seq_trigger(name: str) -> pgtrigger.Trigger:
         operation=pgtrigger.Insert | pgtrigger.Update,
         func=f"NEW.change_seq := nextval('{SYNC_SEQUENCE}'); RETURN NEW;",
     )
+
+
+def fetch_dicts(sql: str, params: Sequence | Mapping | None = None) -> list[dict[str, Any]]:
+    """Run a read statement on the default connection; its rows as dicts by column name."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        columns = [c.name for c in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

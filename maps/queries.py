@@ -13,16 +13,10 @@ from django.conf import settings
 from django.db import connection
 
 from accounts.models import User
+from backend.db import fetch_dicts
 from neighborhoods.queries import FeatureProperties, neighborhoods_feature_collection
 from visits import coverage
 from visits.coverage import coverage_pct, coverage_state
-
-
-def _rows(sql: str, params: Sequence | dict) -> list[dict]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        cols = [c.name for c in cursor.description]
-        return [dict(zip(cols, r, strict=True)) for r in cursor.fetchall()]
 
 
 def _value(sql: str, params: Sequence | dict):
@@ -59,7 +53,7 @@ SELECT c.id AS campaign_id,
 
 
 def freshness(campaign_ids: Sequence[int]) -> dict[int, dict]:
-    return {r["campaign_id"]: r for r in _rows(FRESHNESS_SQL, {"campaigns": list(campaign_ids)})}
+    return {r["campaign_id"]: r for r in fetch_dicts(FRESHNESS_SQL, {"campaigns": list(campaign_ids)})}
 
 
 # --- coverage: reads of the snapshot -------------------------------------------------------------
@@ -187,10 +181,10 @@ def read_coverage(
     totals over all groups (window sums, taken before the LIMIT)."""
     sql, params = coverage_read_sql(group_by, filters)
     params.update({"municipality": municipality_id, "campaigns": list(campaign_ids), "limit": limit, "offset": offset})
-    rows = _rows(sql, params)
+    rows = fetch_dicts(sql, params)
     if not rows and offset:
         # Past the last page: the count and totals still answer (every row carries them).
-        head = _rows(sql, {**params, "limit": 1, "offset": 0})
+        head = fetch_dicts(sql, {**params, "limit": 1, "offset": 0})
         return CoveragePage(items=[], count=head[0]["total_count"] if head else 0,
                             totals=_totals(head[0]) if head else _empty_totals())
     return CoveragePage(
@@ -269,7 +263,7 @@ def read_weekly(*, campaign, filters: CoverageFilter, today: dt.date) -> dict:
     week_filters, params = filters.sql("w")
     cell_filters, _ = filters.sql("c")
     params.update({"campaign": campaign.pk, "start": campaign.start_date, "end": campaign.end_date, "today": today})
-    rows = _rows(WEEKLY_SQL.format(week_filters=week_filters, cell_filters=cell_filters), params)
+    rows = fetch_dicts(WEEKLY_SQL.format(week_filters=week_filters, cell_filters=cell_filters), params)
     in_scope = rows[0]["in_scope"] if rows else 0
     items = []
     for r in rows:
@@ -397,9 +391,9 @@ def read_isolation(
         indicators=ind.columns, scope=scope.sql, extra=extra, match=indicators_true_sql(indicators, available),
     )
     params = [*ind.params, *scope.params, *extra_params, limit, offset, user.municipality_id]
-    rows = _rows(sql, params)
+    rows = fetch_dicts(sql, params)
     if not rows and offset:
-        head = _rows(sql, [*params[:-3], 1, 0, user.municipality_id])
+        head = fetch_dicts(sql, [*params[:-3], 1, 0, user.municipality_id])
         return [], head[0]["total_count"] if head else 0, ind.withheld
     items = []
     for r in rows:
@@ -466,7 +460,7 @@ def resources_geojson(*, municipality_id: int, resource_type: str | None) -> str
 
 def municipality_bounds(municipality_id: int) -> list[float] | None:
     """[minLon, minLat, maxLon, maxLat] of the municipality's 自治会 (for the page's first view)."""
-    row = _rows(
+    row = fetch_dicts(
         "SELECT ST_XMin(e) AS a, ST_YMin(e) AS b, ST_XMax(e) AS c, ST_YMax(e) AS d FROM "
         "(SELECT ST_Extent(geom) AS e FROM neighborhoods_neighborhood WHERE municipality_id = %s) s",
         [municipality_id],

@@ -6,11 +6,10 @@ builds the map's page of both from the same querysets."""
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db import connection
-
 from accounts.access import municipality_id_of
 from accounts.models import User
 from accounts.roles import Role
+from backend.db import fetch_dicts
 from outreach import access
 from outreach.models import CaseQuerySet, OutreachCase, WatchArrangement, WatchQuerySet
 
@@ -111,12 +110,6 @@ def _page_sql(scope: OverdueScope, today: dt.date) -> tuple[str, list] | None:
     return _PAGE.format(items="\n  UNION ALL".join(parts)), params
 
 
-def _rows(sql: str, params: list) -> list[dict]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        cols = [c.name for c in cursor.description]
-        return [dict(zip(cols, r, strict=True)) for r in cursor.fetchall()]
-
 
 def page(scope: OverdueScope, *, today: dt.date, limit: int, offset: int) -> tuple[list[dict], int]:
     """Cases and 見守り of the scope as one list (by due date), a page of it and the total count,
@@ -125,10 +118,10 @@ def page(scope: OverdueScope, *, today: dt.date, limit: int, offset: int) -> tup
     if built is None:
         return [], 0
     sql, params = built
-    rows = _rows(sql, [*params, limit, offset])
+    rows = fetch_dicts(sql, [*params, limit, offset])
     if not rows and offset:
         # Past the last page: the count still answers (every row carries it).
-        head = _rows(sql, [*params, 1, 0])
+        head = fetch_dicts(sql, [*params, 1, 0])
         return [], head[0]["total_count"] if head else 0
     items = [{
         "kind": r["kind"], "id": r["id"], "household_id": r["household_id"], "neighborhood_id": r["neighborhood_id"],

@@ -1,11 +1,9 @@
 """Reports: the 年度 report (reports.fiscal). Handlers check access (reports.access), validate the
 year, and return the report."""
 
-from django.utils import timezone
 from ninja import Path, Query, Router
 
 from api.auth import AuthedRequest
-from backend.errors import InvalidInput
 from reports import access, fiscal
 from reports.schemas import FiscalYearReportOut
 
@@ -20,9 +18,7 @@ router = Router(tags=["reports"])
 def fiscal_year_report(request: AuthedRequest, year: int = Path(..., ge=2000, le=2100, description="年度, e.g. 2025 for 令和7年度 (2000 … next year)"),
                        public: bool = Query(False, description="Suppress small cells (a report for a wider audience)")):
     municipality_id = access.require_report_reader(request.auth)
-    first, last = fiscal.plausible_fiscal_years(timezone.localdate())
-    if not first <= year <= last:
-        raise InvalidInput(f"The 年度 must be between {first} and {last}.", details=[{"loc": ["path", "year"]}])
+    fiscal.require_plausible_fiscal_year(year, ["path", "year"])
     return fiscal.fiscal_year_report(
         municipality_id=municipality_id, year=year, public=access.must_be_public(request.auth, public),
     )

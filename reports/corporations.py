@@ -29,8 +29,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 
+from backend.db import fetch_dicts
 from backend.errors import NotFound
 from reports.fiscal import wareki_fiscal_year
 from reports.tables import Table
@@ -170,12 +170,6 @@ def _scope(municipality_id: int, campaign_id: int | None, fiscal_year: int | Non
     return {"campaign": about, "fiscal_year": year, "label": wareki_fiscal_year(year)}, ids
 
 
-def _rows(sql: str, params: dict) -> list[dict]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        cols = [c.name for c in cursor.description]
-        return [dict(zip(cols, r, strict=True)) for r in cursor.fetchall()]
-
 
 def _metrics(row: dict) -> dict[str, Any]:
     return {k: float(row[k]) if isinstance(row[k], Decimal) else row[k] for k in METRICS}
@@ -193,7 +187,7 @@ def corporation_report(*, municipality_id: int, campaign_id: int | None = None, 
     corporations: dict[int, dict] = {}
     workers: list[dict] = []
     total: dict[str, Any] = {}
-    for row in _rows(_REPORT_SQL, params):
+    for row in fetch_dicts(_REPORT_SQL, params):
         if row["g_partner"]:
             total = _metrics(row)
         elif row["g_worker"]:
@@ -207,7 +201,7 @@ def corporation_report(*, municipality_id: int, campaign_id: int | None = None, 
         corporations[row["partner_id"]]["workers"].append(
             {"id": row["worker_id"], "name": row["worker_name"], **_metrics(row)}
         )
-    [missing] = _rows(_WITHOUT_RECORD_SQL, params)
+    [missing] = fetch_dicts(_WITHOUT_RECORD_SQL, params)
     return {
         "scope": scope,
         "corporations": sorted(corporations.values(), key=lambda c: (c["code"], c["id"])),

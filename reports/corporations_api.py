@@ -1,6 +1,5 @@
 """The per-corporation report (委託 payment and review)."""
 
-from django.utils import timezone
 from ninja import Query, Router
 
 from api.auth import AuthedRequest
@@ -9,7 +8,7 @@ from backend.errors import InvalidInput
 from reports import access
 from reports.corporation_schemas import CorporationReportOut
 from reports.corporations import corporation_report
-from reports.fiscal import plausible_fiscal_years
+from reports.fiscal import require_plausible_fiscal_year
 
 router = Router(tags=["reports"])
 
@@ -32,8 +31,5 @@ def corporations_report(
             {"loc": ["query", "campaign"], "msg": _ONE_OF}, {"loc": ["query", "fiscal_year"], "msg": _ONE_OF},
         ])
     if fiscal_year is not None:
-        first, last = plausible_fiscal_years(timezone.localdate())
-        if not first <= fiscal_year <= last:
-            raise InvalidInput(f"The 年度 must be between {first} and {last}.",
-                               details=[{"loc": ["query", "fiscal_year"], "msg": f"between {first} and {last}"}])
+        require_plausible_fiscal_year(fiscal_year, ["query", "fiscal_year"])
     return corporation_report(municipality_id=municipality_id, campaign_id=campaign, fiscal_year=fiscal_year)

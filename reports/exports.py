@@ -38,7 +38,7 @@ from backend.errors import InvalidInput, NotFound, TsunaguError
 from backend.vocabulary import CONCERN_CATEGORIES
 from reports import access
 from reports.export_writers import CHUNK_ROWS, Document, write_csv, write_xlsx
-from reports.fiscal import plausible_fiscal_years, wareki_fiscal_year
+from reports.fiscal import require_plausible_fiscal_year, wareki_fiscal_year
 from reports.models import ExportEncoding, ExportFormat, ExportJob, ExportKind, ExportStatus
 from reports.tables import Table
 
@@ -94,9 +94,7 @@ def _checked_params(user: User, kind: str, fiscal_year: int | None, campaign_id:
     """What the kind needs: a 年度 for the 年度 report and the lists, a campaign or a 年度 (one of
     them) for the per-corporation report. A campaign must be one the user sees (404 otherwise)."""
     if fiscal_year is not None:
-        low, high = plausible_fiscal_years(timezone.localdate())
-        if not low <= fiscal_year <= high:
-            raise InvalidInput(f"fiscal_year: a 年度 from {low} to {high}.", details=[{"loc": ["body", "fiscal_year"]}])
+        require_plausible_fiscal_year(fiscal_year, ["body", "fiscal_year"])
     if kind == ExportKind.CORPORATION_REPORT:
         if (fiscal_year is None) == (campaign_id is None):
             raise InvalidInput(

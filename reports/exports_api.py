@@ -4,7 +4,6 @@ POST answers 202 with the job; poll GET /exports/{id} for its progress; GET /exp
 downloads it once done (409 before, 410 once expired). Jobs and files are their requester's alone."""
 
 import logging
-from typing import Any
 from urllib.parse import quote
 from uuid import UUID
 
@@ -13,12 +12,10 @@ from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 from ninja.pagination import paginate
 
-from accounts.services import client_ip
 from api.auth import AuthedRequest
 from api.openapi import ERROR_REF
 from api.pagination import Paginated
-from audit.models import AuditEvent
-from audit.services import record_access
+from audit.services import record_export
 from backend.errors import Conflict
 from reports import access, exports
 from reports.export_schemas import ExportJobIn, ExportJobOut
@@ -108,10 +105,5 @@ def content_disposition(fallback: str, filename: str) -> str:
 
 
 def _audit_download(request: AuthedRequest, job: ExportJob) -> None:
-    token = getattr(request, "device_token", None)
-    detail: dict[str, Any] = {"event": "downloaded", **exports.audit_detail(job)}
-    record_access(
-        actor=request.auth, object_type="reports.exportjob", object_id=job.pk, basis=access.export_basis(request.auth),
-        action=AuditEvent.Action.EXPORT, device_token_id=token.pk if token else None, ip=client_ip(request),
-        detail=detail,
-    )
+    record_export(request, job, basis=access.export_basis(request.auth),
+                  detail={"event": "downloaded", **exports.audit_detail(job)})

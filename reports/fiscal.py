@@ -26,14 +26,16 @@ numbers):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection
+from django.utils import timezone
 
 from backend.dates import fiscal_year_bounds, fiscal_year_of
+from backend.db import fetch_dicts
+from backend.errors import InvalidInput
 from backend.vocabulary import CONCERN_CATEGORIES
 from outreach.models import CaseContactKind, CaseStage, ConcernSource, Counter
 from reports.suppression import suppress_report
@@ -61,16 +63,18 @@ def plausible_fiscal_years(today: dt.date) -> tuple[int, int]:
     return EARLIEST_FISCAL_YEAR, fiscal_year_of(today) + 1
 
 
+def require_plausible_fiscal_year(year: int, loc: list[str]) -> None:
+    """422 at `loc` for a 年度 before EARLIEST_FISCAL_YEAR or after the next one."""
+    first, last = plausible_fiscal_years(timezone.localdate())
+    if not first <= year <= last:
+        raise InvalidInput(f"The 年度 must be between {first} and {last}.",
+                           details=[{"loc": loc, "msg": f"between {first} and {last}"}])
+
+
 def months_of(year: int) -> list[str]:
     """The 年度's months, April first: ["2025-04", …, "2026-03"]."""
     return [f"{year + (m < 4)}-{m:02d}" for m in (*range(4, 13), 1, 2, 3)]
 
-
-def _rows(sql: str, params: dict) -> list[dict]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        cols = [c.name for c in cursor.description]
-        return [dict(zip(cols, r, strict=True)) for r in cursor.fetchall()]
 
 
 # --- the statements ------------------------------------------------------------------------------
@@ -191,6 +195,7 @@ _PLACES_SQL = """
 SELECT 'area' AS kind, id, name FROM neighborhoods_dailylifearea WHERE municipality_id = %(m)s
 UNION ALL
 SELECT 'district', id, name FROM neighborhoods_district WHERE municipality_id = %(m)s
+ ORDER BY 1, 3
 """
 
 UNPLACED = "（未設定）"
@@ -217,22 +222,136 @@ def _labelled(counts: dict[str, int], labels: dict[str, str]) -> list[dict]:
     return items
 
 
-def _places(rows: list[dict], kind: str, names: dict[tuple[str, int], str], keys: Sequence[str],
+def _places(names: dict[tuple[str, int], str], kind: str, keys: Sequence[str],
             values: dict[int | None, dict]) -> list[dict]:
-    ids = [r["id"] for r in rows if r["kind"] == kind]
-    out = [{"id": i, "name": names[(kind, i)], **{k: values.get(i, {}).get(k, 0) for k in keys}} for i in ids]
+    """One row per 圏域 / 地区 of the municipality (`kind`), in name order, with `keys` from `values`;
+    then the unplaced row when it has something."""
+    out = [{"id": i, "name": name, **{k: values.get(i, {}).get(k, 0) for k in keys}}
+           for (place_kind, i), name in names.items() if place_kind == kind]
     if None in values and any(values[None].get(k) for k in keys):
         out.append({"id": None, "name": UNPLACED, **{k: values[None].get(k, 0) for k in keys}})
     return out
 
 
-def _coverage(municipality_id: int, year: int) -> list[dict]:
-    """The coverage cells of the year's campaigns (visits.coverage: the one formula)."""
-    cells: list[dict] = []
-    campaigns = Campaign.objects.filter(municipality_id=municipality_id, fiscal_year=year).order_by("start_date", "pk")
-    for campaign in campaigns:
-        cells.extend(campaign_cells(campaign_id=campaign.pk, municipality_id=municipality_id))
-    return cells
+def _by_kind(rows: list[dict]) -> Callable[[str], dict[str, int]]:
+    """For statements answering (kind, key, n) rows: kind -> {key: n}."""
+    return lambda kind: {r["key"]: r["n"] for r in rows if r["kind"] == kind}
+
+
+def _area_key(key: str | None) -> int | None:
+    return int(key) if key is not None else None
+
+
+def _visits_section(municipality_id: int, year: int, params: dict, months: list[str],
+                    names: dict[tuple[str, int], str]) -> dict:
+    """世帯訪問調査: households from the coverage cells of the year's campaigns (visits.coverage: the
+    one formula), visits from the records that stand."""
+    households: dict[str, dict[int | None, dict]] = {"all": {}, "area": {}, "district": {}}
+    coverage_by_hood: dict[int, dict] = {}
+    for campaign in Campaign.objects.filter(municipality_id=municipality_id, fiscal_year=year).order_by("start_date", "pk"):
+        for c in campaign_cells(campaign_id=campaign.pk, municipality_id=municipality_id):
+            values = {
+                "households_in_scope": c["in_scope"], "met": c["met"], "refused": c["refused"],
+                "leaflet_left": c["leaflet_left"], "moved_or_vacant": c["moved_or_vacant"],
+                "absent_final": c["leaflet_left"] + c["leaflet_due"],
+            }
+            for group, key in (("all", 0), ("area", c["daily_life_area_id"]), ("district", c["district_id"])):
+                bucket = households[group].setdefault(key, dict.fromkeys(_HOUSEHOLD_KEYS, 0))
+                for k, v in values.items():
+                    bucket[k] += v
+            hood = coverage_by_hood.setdefault(c["neighborhood_id"], {
+                "code": c["code"], "name": c["name"], "in_scope": 0, "finished": 0, "absent_pending": 0})
+            for k in ("in_scope", "finished", "absent_pending"):
+                hood[k] += c[k]
+
+    visit_rows = fetch_dicts(_VISITS_SQL, params)
+    visits_all = next((r for r in visit_rows if r["g_month"] and r["g_area"] and r["g_district"]), None) or {}
+    by_month = {r["month"]: r for r in visit_rows if not r["g_month"]}
+
+    def merged(group: str, visits: dict[int | None, dict]) -> dict[int | None, dict]:
+        return {
+            key: {**households[group].get(key, dict.fromkeys(_HOUSEHOLD_KEYS, 0)),
+                  **{k: visits.get(key, {}).get(k, 0) for k in _VISIT_KEYS}}
+            for key in set(households[group]) | set(visits)
+        }
+
+    total_keys = (*_HOUSEHOLD_KEYS[:1], *_VISIT_KEYS, *_HOUSEHOLD_KEYS[1:])
+    total = {**households["all"].get(0, dict.fromkeys(_HOUSEHOLD_KEYS, 0)),
+             **{k: visits_all.get(k, 0) for k in _VISIT_KEYS}}
+    coverage = sorted((
+        {"neighborhood_id": hood_id, "code": cov["code"], "name": cov["name"],
+         "in_scope": cov["in_scope"], "finished": cov["finished"],
+         "coverage_pct": coverage_pct(cov["finished"], cov["in_scope"]),
+         "state": coverage_state(in_scope=cov["in_scope"], finished=cov["finished"], absent_pending=cov["absent_pending"])}
+        for hood_id, cov in coverage_by_hood.items()
+    ), key=lambda r: r["code"])
+    return {
+        "total": {k: total[k] for k in total_keys},
+        "by_month": [{"month": m, **{k: by_month.get(m, {}).get(k, 0) for k in _MONTH_KEYS}} for m in months],
+        "by_area": _places(names, "area", total_keys,
+                           merged("area", {r["area_id"]: r for r in visit_rows if not r["g_area"]})),
+        "by_district": _places(names, "district", total_keys,
+                               merged("district", {r["district_id"]: r for r in visit_rows if not r["g_district"]})),
+        "coverage": coverage,
+    }
+
+
+def _concerns_section(params: dict, months: list[str], names: dict[tuple[str, int], str]) -> dict:
+    concern = _by_kind(fetch_dicts(_CONCERNS_SQL, params))
+    statuses, raised_by_month = concern("status"), concern("month")
+    return {
+        "total": {"raised": concern("raised").get("", 0), "triaged": statuses.get("triaged", 0),
+                  "referred": statuses.get("referred", 0), "case_opened": statuses.get("case_opened", 0)},
+        "by_source": _labelled(concern("source"), dict(ConcernSource.choices)),
+        "by_category": _labelled(concern("category"), CONCERN_CATEGORIES),
+        "referred_to": _labelled(concern("referred_to"), dict(Counter.choices)),
+        "by_month": [{"month": m, "raised": raised_by_month.get(m, 0)} for m in months],
+        "by_area": _places(names, "area", ("raised",),
+                           {_area_key(k): {"raised": n} for k, n in concern("area").items()}),
+    }
+
+
+def _outreach_section(params: dict, months: list[str], names: dict[tuple[str, int], str]) -> dict:
+    case = _by_kind(fetch_dicts(_CASES_SQL, params))
+    contact_rows = fetch_dicts(_CONTACTS_SQL, params)
+    contacts_all = next((r for r in contact_rows if r["g_kind"] and r["g_month"] and r["g_area"]), None) or {}
+    by_month = {r["month"]: r for r in contact_rows if not r["g_month"]}
+    area_contacts = {r["area_id"]: r["contacts"] for r in contact_rows if not r["g_area"]}
+    area_people = {_area_key(k): n for k, n in case("area_people").items()}
+    return {
+        "people": case("people").get("", 0),
+        "contacts": contacts_all.get("contacts", 0),
+        "contacts_by_kind": _labelled({r["kind"]: r["contacts"] for r in contact_rows if not r["g_kind"]},
+                                      dict(CaseContactKind.choices)),
+        "by_month": [{"month": m, "contacts": by_month.get(m, {}).get("contacts", 0),
+                      "people": by_month.get(m, {}).get("people", 0)} for m in months],
+        "cases": {"opened": case("opened").get("", 0), "closed": case("closed").get("", 0),
+                  "continuing": case("continuing").get("", 0)},
+        "continuing_by_stage": _labelled(case("stage"), dict(CaseStage.choices)),
+        "consent_obtained": case("consent").get("", 0),
+        "by_area": _places(names, "area", ("people", "contacts"), {
+            k: {"people": area_people.get(k, 0), "contacts": area_contacts.get(k, 0)}
+            for k in set(area_people) | set(area_contacts)
+        }),
+    }
+
+
+_MEETING_KINDS = ("sasaeai", "support", "multi_agency")
+
+
+def _meetings_section(params: dict, months: list[str]) -> dict:
+    rows = fetch_dicts(_MEETINGS_SQL, params)
+    totals = {r["kind"]: r for r in rows if r["month"] is None}
+    monthly: dict[str, dict[str, int]] = {}
+    for r in rows:
+        if r["month"] is not None:
+            monthly.setdefault(r["month"], {})[r["kind"]] = r["held"]
+    return {
+        **{kind: totals.get(kind, {}).get("held", 0) for kind in _MEETING_KINDS},
+        "support_cases": totals.get("support", {}).get("cases", 0),
+        "multi_agency_cases": totals.get("multi_agency", {}).get("cases", 0),
+        "by_month": [{"month": m, **{k: monthly.get(m, {}).get(k, 0) for k in _MEETING_KINDS}} for m in months],
+    }
 
 
 def fiscal_year_report(*, municipality_id: int, year: int, public: bool = False) -> dict[str, Any]:
@@ -240,136 +359,14 @@ def fiscal_year_report(*, municipality_id: int, year: int, public: bool = False)
     small cells (reports.suppression)."""
     params = _params(municipality_id, year)
     months = months_of(year)
-    places = _rows(_PLACES_SQL, params)
-    names = {(r["kind"], r["id"]): r["name"] for r in places}
-
-    # 世帯訪問調査: households (coverage cells) and visit records.
-    cells = _coverage(municipality_id, year)
-    households: dict[str, dict[int | None, dict]] = {"all": {}, "area": {}, "district": {}}
-    coverage_by_hood: dict[int, dict] = {}
-    for c in cells:
-        values = {
-            "households_in_scope": c["in_scope"], "met": c["met"], "refused": c["refused"],
-            "leaflet_left": c["leaflet_left"], "moved_or_vacant": c["moved_or_vacant"],
-            "absent_final": c["leaflet_left"] + c["leaflet_due"],
-        }
-        for group, key in (("all", 0), ("area", c["daily_life_area_id"]), ("district", c["district_id"])):
-            bucket = households[group].setdefault(key, dict.fromkeys(_HOUSEHOLD_KEYS, 0))
-            for k, v in values.items():
-                bucket[k] += v
-        hood = coverage_by_hood.setdefault(c["neighborhood_id"], {
-            "code": c["code"], "name": c["name"], "in_scope": 0, "finished": 0, "absent_pending": 0})
-        for k in ("in_scope", "finished", "absent_pending"):
-            hood[k] += c[k]
-
-    visit_rows = _rows(_VISITS_SQL, params)
-    visits_all = next((r for r in visit_rows if r["g_month"] and r["g_area"] and r["g_district"]), None)
-    by_month_v = {r["month"]: r for r in visit_rows if not r["g_month"]}
-    by_area_v = {r["area_id"]: r for r in visit_rows if not r["g_area"]}
-    by_district_v = {r["district_id"]: r for r in visit_rows if not r["g_district"]}
-
-    def merged(group: str, visits: dict[int | None, dict]) -> dict[int | None, dict]:
-        out: dict[int | None, dict] = {}
-        for key in set(households[group]) | set(visits):
-            h = households[group].get(key, dict.fromkeys(_HOUSEHOLD_KEYS, 0))
-            v = visits.get(key, {})
-            out[key] = {**h, **{k: v.get(k, 0) for k in _VISIT_KEYS}}
-        return out
-
-    total_keys = (*_HOUSEHOLD_KEYS[:1], *_VISIT_KEYS, *_HOUSEHOLD_KEYS[1:])
-    visits_total = {
-        **households["all"].get(0, dict.fromkeys(_HOUSEHOLD_KEYS, 0)),
-        **{k: (visits_all or {}).get(k, 0) for k in _VISIT_KEYS},
-    }
-    coverage = []
-    for hood_id, cov in coverage_by_hood.items():
-        coverage.append({
-            "neighborhood_id": hood_id, "code": cov["code"], "name": cov["name"],
-            "in_scope": cov["in_scope"], "finished": cov["finished"],
-            "coverage_pct": coverage_pct(cov["finished"], cov["in_scope"]),
-            "state": coverage_state(in_scope=cov["in_scope"], finished=cov["finished"],
-                                    absent_pending=cov["absent_pending"]),
-        })
-    coverage.sort(key=lambda r: r["code"])
-
-    visits_section = {
-        "total": {k: visits_total[k] for k in total_keys},
-        "by_month": [{"month": m, **{k: (by_month_v.get(m) or {}).get(k, 0) for k in _MONTH_KEYS}} for m in months],
-        "by_area": _places(places, "area", names, total_keys, merged("area", by_area_v)),
-        "by_district": _places(places, "district", names, total_keys, merged("district", by_district_v)),
-        "coverage": coverage,
-    }
-
-    # 気づき
-    concern_rows = _rows(_CONCERNS_SQL, params)
-
-    def concern(kind: str) -> dict[str, int]:
-        return {r["key"]: r["n"] for r in concern_rows if r["kind"] == kind}
-
-    statuses = concern("status")
-    area_raised: dict[int | None, dict] = {(int(k) if k is not None else None): {"raised": n} for k, n in concern("area").items()}
-    raised_by_month = concern("month")
-    concerns_section = {
-        "total": {"raised": concern("raised").get("", 0), "triaged": statuses.get("triaged", 0),
-                  "referred": statuses.get("referred", 0), "case_opened": statuses.get("case_opened", 0)},
-        "by_source": _labelled(concern("source"), dict(ConcernSource.choices)),
-        "by_category": _labelled(concern("category"), CONCERN_CATEGORIES),
-        "referred_to": _labelled(concern("referred_to"), dict(Counter.choices)),
-        "by_month": [{"month": m, "raised": raised_by_month.get(m, 0)} for m in months],
-        "by_area": _places(places, "area", names, ("raised",), area_raised),
-    }
-
-    # 継続的支援
-    case_rows = _rows(_CASES_SQL, params)
-
-    def case(kind: str) -> dict[str, int]:
-        return {r["key"]: r["n"] for r in case_rows if r["kind"] == kind}
-
-    contact_rows = _rows(_CONTACTS_SQL, params)
-    contacts_all = next((r for r in contact_rows if r["g_kind"] and r["g_month"] and r["g_area"]), None)
-    by_kind = {r["kind"]: r["contacts"] for r in contact_rows if not r["g_kind"]}
-    by_month_c = {r["month"]: r for r in contact_rows if not r["g_month"]}
-    area_contacts = {r["area_id"]: r["contacts"] for r in contact_rows if not r["g_area"]}
-    area_people = {(int(k) if k is not None else None): n for k, n in case("area_people").items()}
-    area_keys = set(area_people) | set(area_contacts)
-    outreach_section = {
-        "people": case("people").get("", 0),
-        "contacts": (contacts_all or {}).get("contacts", 0),
-        "contacts_by_kind": _labelled(by_kind, dict(CaseContactKind.choices)),
-        "by_month": [{"month": m, "contacts": (by_month_c.get(m) or {}).get("contacts", 0),
-                      "people": (by_month_c.get(m) or {}).get("people", 0)} for m in months],
-        "cases": {"opened": case("opened").get("", 0), "closed": case("closed").get("", 0),
-                  "continuing": case("continuing").get("", 0)},
-        "continuing_by_stage": _labelled(case("stage"), dict(CaseStage.choices)),
-        "consent_obtained": case("consent").get("", 0),
-        "by_area": _places(places, "area", names, ("people", "contacts"), {
-            k: {"people": area_people.get(k, 0), "contacts": area_contacts.get(k, 0)} for k in area_keys
-        }),
-    }
-
-    # 会議
-    meeting_rows = _rows(_MEETINGS_SQL, params)
-    totals = {r["kind"]: r for r in meeting_rows if r["month"] is None}
-    monthly: dict[str, dict[str, int]] = {}
-    for r in meeting_rows:
-        if r["month"] is not None:
-            monthly.setdefault(r["month"], {})[r["kind"]] = r["held"]
-    meetings_section = {
-        "sasaeai": (totals.get("sasaeai") or {}).get("held", 0),
-        "support": (totals.get("support") or {}).get("held", 0),
-        "multi_agency": (totals.get("multi_agency") or {}).get("held", 0),
-        "support_cases": (totals.get("support") or {}).get("cases", 0),
-        "multi_agency_cases": (totals.get("multi_agency") or {}).get("cases", 0),
-        "by_month": [{"month": m, **{k: monthly.get(m, {}).get(k, 0) for k in ("sasaeai", "support", "multi_agency")}}
-                     for m in months],
-    }
-
-    start, end = fiscal_year_bounds(year)
+    names = {(r["kind"], r["id"]): r["name"] for r in fetch_dicts(_PLACES_SQL, params)}
     report: dict[str, Any] = {
-        "fiscal_year": year, "label": wareki_fiscal_year(year), "start": start, "end": end, "months": months,
-        "public": public, "suppressed_below": None,
-        "visits": visits_section, "concerns": concerns_section, "outreach": outreach_section,
-        "meetings": meetings_section,
+        "fiscal_year": year, "label": wareki_fiscal_year(year), "start": params["start"], "end": params["end"],
+        "months": months, "public": public, "suppressed_below": None,
+        "visits": _visits_section(municipality_id, year, params, months, names),
+        "concerns": _concerns_section(params, months, names),
+        "outreach": _outreach_section(params, months, names),
+        "meetings": _meetings_section(params, months),
     }
     if public:
         threshold = settings.REPORTS_SMALL_CELL_THRESHOLD

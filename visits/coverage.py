@@ -20,8 +20,8 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection
 
+from backend.db import fetch_dicts
 from visits.models import CampaignHousehold
 
 FINAL_STATES_SQL = "(" + ", ".join(f"'{state}'" for state in CampaignHousehold.FINAL_STATES) + ")"
@@ -124,10 +124,7 @@ CELL_KEYS = (
 def campaign_cells(*, campaign_id: int, municipality_id: int) -> list[dict]:
     """The coverage of each targeted 自治会 of a campaign, computed now, in target order: the keys
     of CELL_KEYS (a campaign of another municipality has none)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_CAMPAIGN_CELLS_SQL, {"campaign": campaign_id, "municipality": municipality_id})
-        cols = [c.name for c in cursor.description]
-        rows = [dict(zip(cols, r, strict=True)) for r in cursor.fetchall()]
+    rows = fetch_dicts(_CAMPAIGN_CELLS_SQL, {"campaign": campaign_id, "municipality": municipality_id})
     return [{k: r[k] for k in CELL_KEYS} for r in rows]
 
 
