@@ -59,6 +59,8 @@ api.add_router("/reports/", "reports.corporations_api.router")  # per corporatio
 api.add_router("/", "outreach.meetings_api.router")  # /case-meetings
 api.add_router("/exports", exports_router)  # POST/GET /exports, no trailing slash
 api.add_router("/", neighborhoods_router)
+api.add_router("/", "addresses.api.router")  # households without a point: list, place by hand
+api.add_router("/", "neighborhoods.duplicates_api.router")  # possible duplicate households, merge
 api.add_router("/", outreach_router)
 api.add_router("/", visits_router)
 api.add_router("/", "visits.conflicts_api.router")  # 編集の競合: /conflicts

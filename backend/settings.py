@@ -98,6 +98,9 @@ INSTALLED_APPS = [
     "audit",
     "maps",
     "reports",
+    "addresses",
+    "onboarding",
+    "demo",
     "api",
 ]
 

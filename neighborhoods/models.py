@@ -126,6 +126,19 @@ class RiskFlag(models.TextChoices):
     POVERTY = "poverty", "生活困窮"
 
 
+class MatchLevel(models.TextChoices):
+    """How a household's point was found: given by the municipality's file, matched from its address
+    against the national address reference (addresses app) at the finest level that matched, set by
+    hand, or not yet."""
+
+    COORDINATES = "coordinates", "座標（台帳）"
+    RESIDENCE = "residence", "住居（住居表示）"
+    BLOCK = "block", "街区・地番"
+    TOWN = "town", "大字・町丁目"
+    MANUAL = "manual", "手作業"
+    UNMATCHED = "unmatched", "未照合"
+
+
 @pghistory.track(exclude=["change_seq"], model_name="HouseholdHistory")
 class Household(models.Model):
     """世帯: an address where people live (or lived). The point locates it; the 自治会 is derived
@@ -137,8 +150,23 @@ class Household(models.Model):
     address = models.CharField(max_length=300)
     address_kana = models.CharField(max_length=300, blank=True)
     location = models.PointField(srid=4326, null=True, blank=True)
+    match_level = models.CharField(
+        max_length=12, choices=MatchLevel.choices, default=MatchLevel.UNMATCHED,
+        help_text="How the point was found (given, matched from the address at a level, by hand, or not).",
+    )
+    address_normalized = models.CharField(
+        max_length=300, blank=True, help_text="The address in one spelling (addresses.normalize), for matching and duplicates.",
+    )
     neighborhood = models.ForeignKey(
         Neighborhood, on_delete=models.SET_NULL, null=True, blank=True, related_name="households"
+    )
+    merged_into = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="merged_households",
+        help_text="Set when a coordinator merged this household into another (a duplicate); its history stays.",
+    )
+    merged_at = models.DateTimeField(null=True, blank=True)
+    member_count = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="世帯人数 as the municipality's list gives it (residents may be fewer).",
     )
     status = models.CharField(max_length=10, choices=HouseholdStatus.choices, default=HouseholdStatus.OCCUPIED)
     living_arrangement = models.CharField(max_length=20, choices=LivingArrangement.choices, blank=True)
@@ -157,10 +185,20 @@ class Household(models.Model):
         ordering = ["municipality_id", "external_id"]
         constraints = [
             models.UniqueConstraint(fields=["municipality", "external_id"], name="household_external_id_unique"),
+            models.CheckConstraint(
+                condition=models.Q(member_count__isnull=True) | models.Q(member_count__gte=1, member_count__lte=99),
+                name="household_member_count_plausible",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(merged_into__isnull=True) | ~models.Q(merged_into=models.F("id")),
+                name="household_not_merged_into_itself",
+            ),
         ]
         indexes = [
             models.Index(fields=["municipality", "neighborhood"], name="household_neighborhood"),
             models.Index(fields=["municipality", "status"], name="household_status"),
+            models.Index(fields=["municipality", "address_normalized"], name="household_address_norm"),
+            models.Index(fields=["municipality", "match_level"], name="household_match_level"),
             GinIndex(fields=["risk_flags"], name="household_risk_flags"),
             GinIndex(
                 name="household_address_trgm", fields=["address"], opclasses=["gin_trgm_ops"],
@@ -284,3 +322,22 @@ class CommunityResource(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class DistinctHouseholds(models.Model):
+    """Two households a coordinator judged NOT to be duplicates, so the duplicate report stops
+    listing them as a pair. Stored once per pair, the smaller id first."""
+
+    municipality = models.ForeignKey(Municipality, on_delete=models.PROTECT, related_name="+")
+    first = models.ForeignKey(Household, on_delete=models.CASCADE, related_name="+")
+    second = models.ForeignKey(Household, on_delete=models.CASCADE, related_name="+")
+    decided_by = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "重複でない世帯の組"
+        verbose_name_plural = "重複でない世帯の組"
+        constraints = [
+            models.UniqueConstraint(fields=["municipality", "first", "second"], name="distinct_households_once"),
+            models.CheckConstraint(condition=models.Q(first__lt=models.F("second")), name="distinct_households_ordered"),
+        ]
