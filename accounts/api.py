@@ -2,6 +2,7 @@
 
 from uuid import UUID
 
+from django.db import transaction
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Router, Status
@@ -9,12 +10,30 @@ from ninja.pagination import paginate
 from ninja.throttling import AnonRateThrottle
 
 from accounts import services
-from accounts.access import manageable_users, require_user_manager, visible_users
+from accounts.access import (
+    manageable_users,
+    municipality_id_of,
+    municipality_of,
+    require_user_manager,
+    visible_users,
+)
 from accounts.models import User
 from accounts.roles import MUNICIPALITY_WIDE, Role
-from accounts.schemas import DeviceTokenOut, MeOut, TokenIn, TokenOut, UserOut
+from accounts.schemas import (
+    DeviceTokenOut,
+    MeOut,
+    SetPasswordLinkOut,
+    TokenIn,
+    TokenOut,
+    UserChangedOut,
+    UserCreatedOut,
+    UserIn,
+    UserOut,
+    UserPatch,
+)
 from api.auth import AuthedRequest
 from api.pagination import Paginated
+from audit.services import record_change
 from backend.errors import InvalidInput
 
 router = Router(tags=["auth"])
@@ -80,18 +99,84 @@ def my_devices(request: AuthedRequest):
     return request.auth.device_tokens.order_by("-created_at", "pk")
 
 
+def _users(request: AuthedRequest):
+    return visible_users(request.auth).prefetch_related("neighborhoods")
+
+
 @router.get("/users", response=list[UserOut], summary="Users of my municipality (whole-municipality roles)")
 @paginate(Paginated)
-def list_users(request: AuthedRequest, role: Role | None = None):
-    users = visible_users(request.auth).order_by("username")
+def list_users(request: AuthedRequest, role: Role | None = None, active: bool | None = None):
+    users = _users(request).order_by("username")
     if role:
         users = users.filter(role=role)
+    if active is not None:
+        users = users.filter(is_active=active)
     return users
 
 
 @router.get("/users/{user_id}", response=UserOut, summary="One user")
 def get_user(request: AuthedRequest, user_id: int):
-    return get_object_or_404(visible_users(request.auth), pk=user_id)
+    return get_object_or_404(_users(request), pk=user_id)
+
+
+@router.post("/users", response={201: UserCreatedOut},
+             summary="Add a user, without a password: the answer carries their one-time set-password link (managers; audited)")
+def create_user(request: AuthedRequest, payload: UserIn):
+    require_user_manager(request.auth)
+    town = municipality_of(request.auth)
+    partner, hoods = services.resolve_assignment(
+        municipality_id=town.pk, partner_organization_id=payload.partner_organization, neighborhood_ids=payload.neighborhoods
+    )
+    with transaction.atomic():
+        user = services.register_user(
+            municipality=town, by=request.auth, username=payload.username, role=payload.role.value,
+            display_name=payload.display_name, email=payload.email, partner_organization=partner, neighborhoods=hoods,
+        )
+        link = services.issue_set_password_link(user=user, by=request.auth)
+        record_change(request, user, basis=f"role:{request.auth.role}", detail={
+            "created": {"username": user.username, "role": user.role, "partner_organization": user.partner_organization_id,
+                        "neighborhoods": sorted(h.pk for h in hoods)},
+            "set_password_link": {"expires_at": link.expires_at.isoformat()},
+        })
+    created = get_object_or_404(_users(request), pk=user.pk)
+    created.set_password_url, created.set_password_expires_at = link.url, link.expires_at
+    return Status(201, created)
+
+
+@router.patch("/users/{user_id}", response=UserChangedOut,
+              summary="Change a user's role, name, email, corporation or 自治会, or deactivate them (managers; audited)")
+def change_user(request: AuthedRequest, user_id: int, payload: UserPatch):
+    require_user_manager(request.auth)
+    user = get_object_or_404(manageable_users(request.auth), pk=user_id)
+    town_id = municipality_id_of(request.auth)
+    changes = payload.model_dump(exclude_unset=True)
+    if "role" in changes:
+        changes["role"] = Role(changes["role"]).value
+    if "partner_organization" in changes or "neighborhoods" in changes:
+        partner, hoods = services.resolve_assignment(
+            municipality_id=town_id, partner_organization_id=changes.get("partner_organization"),
+            neighborhood_ids=changes.get("neighborhoods", []),
+        )
+        changes.update({k: v for k, v in (("partner_organization", partner), ("neighborhoods", hoods)) if k in changes})
+    with transaction.atomic():
+        result = services.change_user(user=user, by=request.auth, changes=changes)
+        if result.changed:
+            record_change(request, user, basis=f"role:{request.auth.role}",
+                          detail={**result.changed, "revoked_devices": result.revoked_devices})
+    changed = get_object_or_404(_users(request), pk=user.pk)
+    changed.changed, changed.revoked_devices = sorted(result.changed), result.revoked_devices
+    return changed
+
+
+@router.post("/users/{user_id}/set-password-link", response={201: SetPasswordLinkOut},
+             summary="Issue a one-time link for a user to choose a password (managers; audited)")
+def issue_set_password_link(request: AuthedRequest, user_id: int):
+    require_user_manager(request.auth)
+    user = get_object_or_404(manageable_users(request.auth), pk=user_id)
+    link = services.issue_set_password_link(user=user, by=request.auth)
+    record_change(request, user, basis=f"role:{request.auth.role}",
+                  detail={"set_password_link": {"expires_at": link.expires_at.isoformat()}})
+    return Status(201, {"url": link.url, "expires_at": link.expires_at})
 
 
 @router.get("/users/{user_id}/devices", response=list[DeviceTokenOut], summary="A user's devices (coordinators)")

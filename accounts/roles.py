@@ -15,3 +15,19 @@ class Role(models.TextChoices):
 MUNICIPALITY_WIDE = frozenset({Role.COORDINATOR, Role.SUPERVISOR, Role.ADMIN})
 # Roles that manage users and their devices.
 USER_MANAGERS = frozenset({Role.COORDINATOR, Role.ADMIN})
+
+# Who manages whom (accounts.access.may_manage): a manager may create, change and deactivate the
+# users of their own municipality whose role ranks no higher than their own, and give no one a role
+# that ranks higher than their own. An administrator manages everyone; a coordinator everyone but
+# the administrators; the other roles manage no one.
+RANK: dict[str, int] = {
+    Role.ADMIN: 3,
+    Role.COORDINATOR: 2,
+    Role.SUPERVISOR: 1,
+    Role.OUTREACH_WORKER: 1,
+    Role.COMMISSIONER: 1,
+}
+
+
+def rank(role: str) -> int:
+    return RANK[role]

@@ -2,23 +2,31 @@
 
 import functools
 import hashlib
+import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
+from typing import Any
 
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 from python_ipware import IpWare
 
+from accounts import access
+from accounts.links import SetPasswordLink, make_link
 from accounts.models import DeviceToken, User
 from accounts.roles import Role
-from backend.errors import InvalidInput, NotAuthenticated, RateLimited
+from backend import tenancy
+from backend.errors import Conflict, InvalidInput, NotAuthenticated, RateLimited
 
 TOKEN_PREFIX = "tsn_"  # noqa: S105 (a marker, not a secret)
 # last_used_at is refreshed at most this often, so an authenticated request is not also a write.
@@ -137,7 +145,7 @@ def resolve_token(raw: str) -> DeviceToken:
 
 
 @transaction.atomic
-def revoke_device_token(*, token: DeviceToken, by: User) -> DeviceToken:
+def revoke_device_token(*, token: DeviceToken, by: User | None) -> DeviceToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.revoked_by = by
@@ -156,6 +164,7 @@ def create_user(
     partner_organization=None,
     neighborhoods: Iterable = (),
     is_staff: bool = False,
+    email: str = "",
 ) -> User:
     """Create a user with one role in one municipality; full_clean() keeps the role rules."""
     user = User(
@@ -165,6 +174,7 @@ def create_user(
         display_name=display_name,
         partner_organization=partner_organization,
         is_staff=is_staff,
+        email=email,
     )
     if password:
         user.set_password(password)
@@ -184,3 +194,227 @@ def purge_stale_tokens(*, older_than_days: int = 90) -> int:
     stale = DeviceToken.objects.filter(Q(expires_at__lt=cutoff) | Q(revoked_at__lt=cutoff))
     deleted, _ = stale.delete()
     return deleted
+
+
+# --- user management: managers through the API, operators through import_users ----------------------
+# `by` is the manager making the change (the rank rules of accounts.access apply), or None for the
+# platform operator's import command (which acts for the whole municipality).
+
+# Login IDs are typed on tablets: ASCII letters, digits and @ . + - _ (Django's own set, without the
+# non-ASCII letters its default validator also lets through).
+USERNAME_PATTERN = r"^[A-Za-z0-9_.@+-]+$"
+USERNAME_MAX_LENGTH = 150
+_USERNAME = re.compile(r"[A-Za-z0-9_.@+-]+")
+_EMAIL = EmailValidator()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a user's fields: which field, and why (the API turns the field into a
+    `loc`, the import into a column)."""
+
+    field: str
+    message: str
+    index: int | None = None  # the position in a list field (neighborhoods)
+
+
+def username_problem(username: str) -> str | None:
+    if not username:
+        return "is required"
+    if len(username) > USERNAME_MAX_LENGTH:
+        return f"is {len(username)} characters long (at most {USERNAME_MAX_LENGTH})"
+    if not _USERNAME.fullmatch(username):
+        return f"{username!r}: only ASCII letters, digits and @ . + - _ are allowed"
+    return None
+
+
+def email_problem(email: str) -> str | None:
+    if not email:
+        return None
+    try:
+        _EMAIL(email)
+    except ValidationError:
+        return f"{email!r} is not an email address"
+    return None
+
+
+def role_field_problems(*, role: str, partner_organization: Any, neighborhoods: Sequence[Any]) -> list[Problem]:
+    """What a role needs and what it may not have: an outreach worker (訪問員) belongs to a
+    corporation, a 民生委員 (commissioner) has at least one 自治会; no other role has either. The
+    model's check constraint stays the last line for the corporation."""
+    problems = []
+    if role == Role.OUTREACH_WORKER and partner_organization is None:
+        problems.append(Problem("partner_organization", "an outreach worker (訪問員) needs the corporation they work for"))
+    if role != Role.OUTREACH_WORKER and partner_organization is not None:
+        problems.append(Problem("partner_organization", f"only an outreach worker (訪問員) belongs to a corporation, not a {role}"))
+    if role == Role.COMMISSIONER and not neighborhoods:
+        problems.append(Problem("neighborhoods", "a 民生委員 (commissioner) needs at least one 自治会"))
+    if role != Role.COMMISSIONER and neighborhoods:
+        problems.append(Problem("neighborhoods", f"only a 民生委員 (commissioner) has 自治会, not a {role}"))
+    return problems
+
+
+def _refuse(problems: Sequence[Problem]) -> None:
+    if problems:
+        details = [
+            {"loc": ["body", p.field, *(() if p.index is None else (p.index,))], "msg": p.message} for p in problems
+        ]
+        raise InvalidInput("; ".join(f"{p.field}: {p.message}" for p in problems), details=details)
+
+
+def resolve_assignment(
+    *, municipality_id: int, partner_organization_id: int | None, neighborhood_ids: Sequence[int]
+) -> tuple[Any, list[Any]]:
+    """The corporation and 自治会 named by id, of this municipality only: an id of another
+    municipality is refused exactly like one that does not exist (422 at its position)."""
+    from neighborhoods.models import Neighborhood
+    from visits.models import PartnerOrganization
+
+    problems = []
+    partner = None
+    if partner_organization_id is not None:
+        partner = PartnerOrganization.objects.filter(municipality_id=municipality_id, pk=partner_organization_id).first()
+        if partner is None:
+            problems.append(Problem("partner_organization", f"no corporation {partner_organization_id} in this municipality"))
+    found = Neighborhood.objects.filter(municipality_id=municipality_id, pk__in=neighborhood_ids).in_bulk()
+    seen: set[int] = set()
+    for index, hood_id in enumerate(neighborhood_ids):
+        if hood_id not in found:
+            problems.append(Problem("neighborhoods", f"no 自治会 {hood_id} in this municipality", index))
+        elif hood_id in seen:
+            problems.append(Problem("neighborhoods", f"自治会 {hood_id} is listed twice", index))
+        seen.add(hood_id)
+    _refuse(problems)
+    return partner, [found[i] for i in dict.fromkeys(neighborhood_ids)]
+
+
+def _check_assignment(municipality_id: int, partner: Any, neighborhoods: Sequence[Any]) -> None:
+    """Objects handed in directly (by the import) belong to the user's municipality too."""
+    problems = []
+    if partner is not None and partner.municipality_id != municipality_id:
+        problems.append(Problem("partner_organization", "the corporation belongs to another municipality"))
+    problems += [Problem("neighborhoods", "the 自治会 belongs to another municipality", i)
+                 for i, hood in enumerate(neighborhoods) if hood.municipality_id != municipality_id]
+    _refuse(problems)
+
+
+def _refuse_taken_username(username: str) -> None:
+    """Usernames are global (one login for the whole service). Another municipality's users are
+    invisible under row-level security; the database's lookup says whether the name is in use
+    (an inactive user elsewhere is caught by the unique index when the row is written)."""
+    if User.objects.filter(username=username).exists() or tenancy.lookup_scope("username", username) != tenancy.NOTHING:
+        raise Conflict(f"username: {username!r} is already in use.", code="username_taken",
+                       details=[{"loc": ["body", "username"], "msg": "already in use"}])
+
+
+@transaction.atomic
+def register_user(
+    *,
+    municipality,
+    by: User | None,
+    username: str,
+    role: str,
+    display_name: str,
+    email: str = "",
+    partner_organization=None,
+    neighborhoods: Sequence = (),
+) -> User:
+    """A new user of `municipality` without a usable password: they choose one through a
+    set-password link (issue_set_password_link)."""
+    if by is not None:
+        access.require_user_manager(by)
+        access.require_may_assign_role(by, role)
+        if by.municipality_id != municipality.pk:
+            raise InvalidInput("A manager adds users to their own municipality only.")
+    problems = [Problem("username", p) for p in [username_problem(username)] if p]
+    problems += [Problem("email", p) for p in [email_problem(email)] if p]
+    problems += role_field_problems(role=role, partner_organization=partner_organization, neighborhoods=neighborhoods)
+    _refuse(problems)
+    _check_assignment(municipality.pk, partner_organization, neighborhoods)
+    _refuse_taken_username(username)
+    try:
+        with transaction.atomic():
+            return create_user(
+                municipality=municipality, username=username, role=role, password=None, display_name=display_name,
+                email=email, partner_organization=partner_organization, neighborhoods=neighborhoods,
+            )
+    except IntegrityError as exc:  # the unique index: a name taken by an inactive user elsewhere
+        raise Conflict(f"username: {username!r} is already in use.", code="username_taken",
+                       details=[{"loc": ["body", "username"], "msg": "already in use"}]) from exc
+
+
+CHANGEABLE = ("role", "display_name", "email", "partner_organization", "neighborhoods", "is_active")
+
+
+@dataclass
+class UserChange:
+    user: User
+    changed: dict[str, list[Any]] = field(default_factory=dict)  # field -> [before, after] (ids for objects)
+    revoked_devices: int = 0
+
+
+@transaction.atomic
+def change_user(*, user: User, by: User | None, changes: dict[str, Any]) -> UserChange:
+    """Change a user's role, name, email, corporation, 自治会 or whether the account is active.
+    Absent keys stay as they are, except that leaving the worker or commissioner role drops the
+    corporation or the 自治会 that only that role has. Deactivating revokes every device token of
+    the user at once. Never touches the password."""
+    unknown = set(changes) - set(CHANGEABLE)
+    if unknown:
+        raise InvalidInput(f"These user fields cannot be changed: {', '.join(sorted(unknown))}.")
+    if by is not None:
+        access.require_may_manage(by, user)
+        if "role" in changes:
+            access.require_may_assign_role(by, changes["role"])
+        access.require_no_lockout(by, user, role=changes.get("role"), is_active=changes.get("is_active"))
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    if locked.municipality_id is None:
+        raise InvalidInput("Platform operators are managed in the Django admin.")
+    role = str(changes.get("role", locked.role))
+    partner = changes.get("partner_organization", locked.partner_organization if role == Role.OUTREACH_WORKER else None)
+    hoods_before = sorted(locked.neighborhoods.values_list("pk", flat=True))
+    if "neighborhoods" in changes:
+        hoods = list(changes["neighborhoods"])
+    else:
+        hoods = list(locked.neighborhoods.all()) if role == Role.COMMISSIONER else []
+    problems = [Problem("email", p) for p in [email_problem(changes.get("email", ""))] if p]
+    problems += role_field_problems(role=role, partner_organization=partner, neighborhoods=hoods)
+    _refuse(problems)
+    _check_assignment(locked.municipality_id, partner, hoods)
+
+    result = UserChange(user=locked)
+    wanted = {
+        "role": role,
+        "display_name": changes.get("display_name", locked.display_name),
+        "email": changes.get("email", locked.email),
+        "partner_organization_id": partner.pk if partner is not None else None,
+        "is_active": changes.get("is_active", locked.is_active),
+    }
+    for name, value in wanted.items():
+        before = getattr(locked, name)
+        if before != value:
+            result.changed[name.removesuffix("_id")] = [before, value]
+            setattr(locked, name, value)
+    if result.changed:
+        locked.save(update_fields=[n for n in wanted if n.removesuffix("_id") in result.changed])
+    hoods_after = sorted(h.pk for h in hoods)
+    if hoods_after != hoods_before:
+        locked.neighborhoods.set(hoods)
+        result.changed["neighborhoods"] = [hoods_before, hoods_after]
+    if result.changed.get("is_active") == [True, False]:
+        for token in DeviceToken.objects.active().filter(user=locked):
+            revoke_device_token(token=token, by=by)
+            result.revoked_devices += 1
+    return result
+
+
+def issue_set_password_link(*, user: User, by: User | None) -> SetPasswordLink:
+    """A one-time link for `user` to choose a password (or a new one). Writes nothing: every
+    earlier link stays valid until one of them is used or they expire."""
+    if by is not None:
+        access.require_may_manage(by, user)
+    if not user.is_active:
+        raise Conflict("The account is deactivated; reactivate it first.", code="account_disabled")
+    if user.municipality_id is None:
+        raise InvalidInput("Set-password links are for the users of a municipality.")
+    return make_link(user)

@@ -58,9 +58,11 @@ api.add_router("/reports/", reports_router)
 api.add_router("/reports/", "reports.corporations_api.router")  # per corporation
 api.add_router("/", "outreach.meetings_api.router")  # /case-meetings
 api.add_router("/exports", exports_router)  # POST/GET /exports, no trailing slash
-api.add_router("/", neighborhoods_router)
+# Before the households router: its /households/{household_id} would take "duplicates" or
+# "unplaced" for an id.
 api.add_router("/", "addresses.api.router")  # households without a point: list, place by hand
 api.add_router("/", "neighborhoods.duplicates_api.router")  # possible duplicate households, merge
+api.add_router("/", neighborhoods_router)
 api.add_router("/", outreach_router)
 api.add_router("/", visits_router)
 api.add_router("/", "visits.conflicts_api.router")  # 編集の競合: /conflicts

@@ -12,6 +12,8 @@ urlpatterns = [
     path("map/", include("maps.urls")),
     # The reports page beside it (same login).
     path("reports/", include("reports.urls")),
+    # The one-time set-password page of a new account (accounts/links.py makes the links).
+    path("account/", include("accounts.urls")),
     # Anything else under /api/ answers with the API's JSON error body, whatever DEBUG says; for
     # every method (without csrf_exempt, a POST or BREW got the CSRF 403 instead of this 404).
     re_path(r"^api/", csrf_exempt(api_not_found)),

@@ -2,9 +2,10 @@
 60,000 households. Pure computation: no database.
 
 Demo town inputs, from the real demo files:
-- stops: fixtures/hokuei/households.csv (status vacant/moved skipped), 自治会 = neighborhood_code;
-  自治会 order = code order (HK01..HK63); 3 seeded priority households per 自治会;
-- corporations: fixtures/hokuei/partners.json (office, 3 workers each);
+- stops: the demo town's households where fixtures/generate.py puts them (the town's own list has
+  addresses only), status vacant/moved skipped, by 自治会; 自治会 order = code order (HK01..HK63);
+  3 seeded priority households per 自治会;
+- corporations: the generator's 5 corporations (office, 3 workers each);
 - allocation: the 63 codes cut into 5 contiguous blocks of the code order with about equal numbers
   of households; each block goes to a corporation so that the sum of office-to-block-centroid
   distances is smallest (over all 5! assignments);
@@ -15,14 +16,15 @@ Reference schedule (a different method): OR-Tools CVRP over all stops of one cor
 REFERENCE_SECONDS per corporation). It ignores 自治会 order and priorities, which ours respects.
 """
 
-import csv
 import datetime as dt
+import functools
+import importlib.util
 import itertools
-import json
 import math
 import random
 import time
 from pathlib import Path
+from types import ModuleType
 
 import holidays
 import numpy as np
@@ -64,10 +66,29 @@ def _working_days(start: dt.date, end: dt.date) -> tuple[dt.date, ...]:
     return tuple(out)
 
 
+def _generator() -> ModuleType:
+    """fixtures/generate.py (a script, not a package): the demo town as it generates it."""
+    spec = importlib.util.spec_from_file_location("tsunagu_fixtures", FIXTURES.parent / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@functools.cache
+def _demo_town() -> tuple[list[dict], list[dict]]:
+    """(households, corporations) of the demo town (the corporations' offices are placed near the
+    settlements build_households lays out, so both come from one run over the same 自治会)."""
+    generator = _generator()
+    neighborhoods = generator.build_hokuei()[1]
+    households, _residents = generator.build_households(neighborhoods)
+    return households, generator.build_partners(neighborhoods)
+
+
 def demo_households() -> dict[str, list[dict]]:
     """The demo town's households to visit, by 自治会 code."""
-    with (FIXTURES / "households.csv").open(encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r["status"] not in SKIPPED]
+    households, _partners = _demo_town()
+    rows = [r for r in households if r["status"] not in SKIPPED]
     by_code: dict[str, list[dict]] = {}
     for r in rows:
         by_code.setdefault(r["neighborhood_code"], []).append(r)
@@ -75,7 +96,7 @@ def demo_households() -> dict[str, list[dict]]:
 
 
 def demo_requests(seed: int = 2026) -> list[PartnerPlanRequest]:
-    partners = json.loads((FIXTURES / "partners.json").read_text(encoding="utf-8"))
+    _households, partners = _demo_town()
     by_code = demo_households()
     rows = [r for code in sorted(by_code) for r in by_code[code]]
     codes = sorted(by_code)

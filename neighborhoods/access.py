@@ -79,5 +79,17 @@ def require_household_editor(user: User) -> None:
         raise Forbidden("Only coordinators create and edit households and residents.")
 
 
+def require_duplicate_reader(user: User) -> None:
+    """The duplicate report: coordinators, and supervisors read-only (they see every household)."""
+    if user.role not in (Role.COORDINATOR, Role.SUPERVISOR):
+        raise Forbidden("Only coordinators and supervisors see possible duplicate households.")
+
+
+def require_household_merger(user: User) -> None:
+    """Merging two households, or judging them distinct: coordinators only."""
+    if user.role != Role.COORDINATOR:
+        raise Forbidden("Only coordinators merge households or judge them distinct.")
+
+
 def visible_resources(user: User) -> QuerySet[CommunityResource]:
     return CommunityResource.objects.filter(municipality_id=municipality_id_of(user))

@@ -109,7 +109,8 @@ class HouseholdFilter(Schema):
 @router.get("/households", response=list[HouseholdOut], summary="Households (paginated; bbox, 自治会 and text filters)")
 @paginate(Paginated)
 def list_households(request: AuthedRequest, filters: Query[HouseholdFilter]):
-    households = access.visible_households(request.auth)
+    # A household merged into another is history: readable by its id, no longer listed.
+    households = access.visible_households(request.auth).filter(merged_into__isnull=True)
     if filters.neighborhood:
         households = households.filter(neighborhood_id=filters.neighborhood)
     if filters.unassigned:

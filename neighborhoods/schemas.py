@@ -11,6 +11,7 @@ from neighborhoods.models import (
     AgeBand,
     HouseholdStatus,
     LivingArrangement,
+    MatchLevel,
     Relation,
     ResidentFlag,
     ResourceType,
@@ -61,10 +62,14 @@ class HouseholdOut(Schema):
     address: str
     address_kana: str
     location: PointOut | None
+    match_level: MatchLevel = Field(description="How the point was found: given in the municipality's file, "
+                                    "matched from the address (residence, block, town), set by hand, or unmatched")
     neighborhood_id: int | None
+    member_count: int | None = Field(description="世帯人数 as the municipality's list gives it")
     status: HouseholdStatus
     living_arrangement: str
     risk_flags: list[str]
+    merged_into_id: UUID | None = Field(description="Set when this household was merged into another (a duplicate)")
     version: int
     updated_at: datetime
 

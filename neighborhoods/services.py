@@ -8,7 +8,7 @@ from django.db.models import F
 from backend.errors import Conflict, InvalidInput
 from backend.validation import full_clean_or_422
 from backend.versioning import lock_at_version
-from neighborhoods.models import Household, Municipality, Neighborhood, Resident
+from neighborhoods.models import Household, MatchLevel, Municipality, Neighborhood, Resident
 
 # One set-based UPDATE: each household of the municipality gets the 自治会 whose boundary covers
 # its point (GiST index on the boundary); a point on a shared edge goes to the lowest code, a point
@@ -43,6 +43,16 @@ UPDATE neighborhoods_communityresource r
 """
 
 
+def refuse_merged(household: Household) -> None:
+    """A household a coordinator merged into another (a duplicate) is kept as history only: what
+    pointed at it moved to the survivor, and anything new belongs there too."""
+    if household.merged_into_id is not None:
+        raise Conflict(
+            f"The household {household.external_id} was merged into another household; use that one.",
+            code="household_merged", details={"merged_into": str(household.merged_into_id)},
+        )
+
+
 @dataclass(frozen=True)
 class AssignmentResult:
     changed: int
@@ -59,7 +69,9 @@ def assign_households(*, municipality_id: int, household_ids: list | None = None
         changed = cursor.rowcount
         if household_ids is None:
             cursor.execute(_ASSIGN_RESOURCES_SQL, params)
-    unassigned = Household.objects.filter(municipality_id=municipality_id, neighborhood__isnull=True).count()
+    unassigned = Household.objects.filter(
+        municipality_id=municipality_id, neighborhood__isnull=True, merged_into__isnull=True
+    ).count()
     return AssignmentResult(changed=changed, unassigned=unassigned)
 
 
@@ -116,6 +128,8 @@ def create_household(*, municipality: Municipality, **fields) -> Household:
     if Household.objects.filter(municipality=municipality, external_id=fields.get("external_id")).exists():
         raise Conflict("A household with this external_id exists.", code="duplicate_external_id")
     household = Household(municipality=municipality, **fields)
+    # A point a person gives is placed by hand; without one the address may place it (addresses app).
+    household.match_level = MatchLevel.MANUAL if household.location is not None else MatchLevel.UNMATCHED
     full_clean_or_422(household)
     check_inside_municipality(municipality_id=municipality.pk, point=household.location)
     household.neighborhood = neighborhood_at(municipality_id=municipality.pk, point=household.location)
@@ -130,11 +144,14 @@ def update_household(*, household: Household, base_version: int | None, changes:
     if unknown:
         raise InvalidInput(f"unknown household fields: {', '.join(sorted(unknown))}")
     locked = lock_at_version(Household, household.pk, base_version, "household")
+    refuse_merged(locked)
     for name, value in changes.items():
         setattr(locked, name, value)
     full_clean_or_422(locked)
     fields = [*changes, "version", "updated_at"]
     if "location" in changes:
+        locked.match_level = MatchLevel.MANUAL if locked.location is not None else MatchLevel.UNMATCHED
+        fields.append("match_level")
         check_inside_municipality(municipality_id=locked.municipality_id, point=locked.location)
         locked.neighborhood = neighborhood_at(municipality_id=locked.municipality_id, point=locked.location)
         fields.append("neighborhood")
@@ -155,6 +172,9 @@ def neighborhood_at(*, municipality_id: int, point) -> Neighborhood | None:
 
 @transaction.atomic
 def add_resident(*, household: Household, **fields) -> Resident:
+    # Locked, so a merge running at the same moment cannot leave the new person behind.
+    household = Household.objects.select_for_update().get(pk=household.pk)
+    refuse_merged(household)
     resident = Resident(municipality_id=household.municipality_id, household=household, **fields)
     full_clean_or_422(resident)
     resident.save()
@@ -164,6 +184,7 @@ def add_resident(*, household: Household, **fields) -> Resident:
 @transaction.atomic
 def update_resident(*, resident: Resident, base_version: int | None, changes: dict) -> Resident:
     locked = lock_at_version(Resident, resident.pk, base_version, "resident")
+    refuse_merged(locked.household)
     for name, value in changes.items():
         setattr(locked, name, value)
     full_clean_or_422(locked)

@@ -16,8 +16,8 @@ from django.db import connection, transaction
 from backend.csv_input import ImportFailed
 from backend.errors import Conflict, InvalidInput
 from backend.text import text_problem
+from neighborhoods import municipality_code
 from neighborhoods.models import Municipality
-from onboarding import municipality_code
 from onboarding.partners import PartnerRow, read_partners
 from visits.models import PartnerOrganization
 

@@ -77,12 +77,21 @@ def _visit_record_for(user: User, visit_record_id, household: Household | None):
 
 
 def _household_for(user: User, household_id) -> Household:
-    """A household the user may raise a concern about; another municipality's answers as unknown."""
+    """A household the user may raise a concern about; another municipality's answers as unknown.
+    A household since merged into another (a duplicate) stands for the one it was merged into, so
+    a concern written offline about it is not lost: it lands where the household's records are now."""
+    household = _visible_household(user, household_id)
+    if household is not None and household.merged_into_id is not None:
+        household = _visible_household(user, household.merged_into_id)
+    if household is None:
+        raise NotFound("No such household among those you may see.", code="household_unknown")
+    return household
+
+
+def _visible_household(user: User, household_id) -> Household | None:
     household = visible_households(user).filter(pk=household_id).first()
     if household is None and user.role in (Role.COORDINATOR, Role.SUPERVISOR):
         household = Household.objects.filter(municipality_id=municipality_id_of(user), pk=household_id).first()
-    if household is None:
-        raise NotFound("No such household among those you may see.", code="household_unknown")
     return household
 
 

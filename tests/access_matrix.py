@@ -496,3 +496,79 @@ NOT_IN_MATRIX[("POST", "/api/v1/exports")] = (
     "names a campaign at most: tests/reports/test_exports.py (who may export what, another municipality's "
     "campaign 404); supervisors may export reports (a job of their own, not a change to shared data)"
 )
+
+
+def _unplaced_household(t):
+    """A household of the town without a point (its address matched no reference)."""
+    from tests import factories
+
+    return factories.household(t.municipality, address="北町9-9")
+
+
+def _placement_body(t) -> dict:
+    from tests import factories
+
+    lon, lat = factories.centre(t.neighborhood)
+    return {"lon": lon, "lat": lat, "version": 1}
+
+
+ENDPOINTS += [
+    Endpoint("place a household by hand", "POST", lambda t: f"households/{_unplaced_household(t).id}/placement",
+             COORDINATOR, body=_placement_body),
+]  # households placed from their address; unmatched ones placed by hand (issue 14, addresses)
+
+
+def _second_household(t):
+    """Another household of the town at the same address as its first (made on first use): the
+    other half of a possible duplicate."""
+    from tests import factories
+
+    if getattr(t, "second_household", None) is None:
+        t.second_household = factories.household(t.municipality, at=factories.centre(t.neighborhood),
+                                                 address=t.household.address)
+    return t.second_household
+
+
+ENDPOINTS += [
+    Endpoint(
+        "merge a household", "POST", lambda t: f"households/{_second_household(t).id}/merge", COORDINATOR,
+        body=lambda t: {"into": str(t.household.id), "version": _second_household(t).version,
+                        "into_version": _household_version(t)},
+    ),
+    Endpoint(
+        "judge two households distinct", "POST", lambda t: f"households/{t.household.id}/not-duplicate",
+        COORDINATOR, ok=204, body=lambda t: {"other": str(_second_household(t).id)},
+    ),
+]  # possible duplicate households and merging (issue 14); `into`/`other` of another town: tests/neighborhoods/test_duplicates.py
+
+
+# --- user management (issue 14): managers create, change, deactivate users and issue set-password links;
+# the rank (who manages whom) is tested in tests/accounts/test_user_management.py ------------------------
+ENDPOINTS += [
+    Endpoint("change a user", "PATCH", lambda t: f"users/{t.users['outreach_worker'].id}", MANAGERS,
+             body=lambda t: {"display_name": "訪問 一郎"}),
+    Endpoint("deactivate a user", "PATCH", lambda t: f"users/{t.users['supervisor'].id}", MANAGERS,
+             body=lambda t: {"is_active": False}),
+    Endpoint("set-password link", "POST", lambda t: f"users/{t.users['outreach_worker'].id}/set-password-link",
+             MANAGERS, ok=201),
+]
+
+
+def _new_user(t, **swap) -> dict:
+    body = {"username": f"new-{_uuid()[:8]}", "display_name": "新人", "role": "commissioner",
+            "neighborhoods": [t.neighborhood.id]}
+    return {**body, **swap}
+
+
+BODY_ROWS += [
+    BodyRow("add a user", "POST", lambda t: "users", MANAGERS, ok=201, body=_new_user,
+            foreign={"neighborhoods[]": lambda t, o: _new_user(t, neighborhoods=[t.neighborhood.id, o.neighborhood.id]),
+                     "partner_organization": lambda t, o: _new_user(t, role="outreach_worker", neighborhoods=[],
+                                                                    partner_organization=o.partner.id)}),
+    BodyRow("change a commissioner's 自治会", "PATCH", lambda t: f"users/{t.users['commissioner'].id}", MANAGERS,
+            body=lambda t: {"neighborhoods": [t.neighborhood.id]},
+            foreign={"neighborhoods[]": lambda t, o: {"neighborhoods": [o.neighborhood.id]}}),
+    BodyRow("change a worker's corporation", "PATCH", lambda t: f"users/{t.users['outreach_worker'].id}", MANAGERS,
+            body=lambda t: {"partner_organization": t.partner.id},
+            foreign={"partner_organization": lambda t, o: {"partner_organization": o.partner.id}}),
+]  # user management (issue 14)

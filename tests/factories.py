@@ -31,8 +31,9 @@ def square(lon: float, lat: float, size: float = 0.01) -> MultiPolygon:
 
 def neighborhood(town: Municipality, *, code: str | None = None, name: str | None = None, geom=None) -> Neighborhood:
     n = next(_seq)
+    # Side by side along 35.45°N, every one of them inside Japan (longitude 128 … 152).
     obj = Neighborhood(
-        municipality=town, code=code or f"N{n:03d}", name=name or f"自治会{n}", geom=geom or square(130.0 + (n % 1000) * 0.03, 35.45)
+        municipality=town, code=code or f"N{n:03d}", name=name or f"自治会{n}", geom=geom or square(128.0 + (n % 800) * 0.03, 35.45)
     )
     obj.full_clean()
     obj.save()

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.roles import Role
 from outreach import services as outreach_services
+from tests import factories
 
 REFUSED = "refused"  # 403 or 404, with the error body
 EMPTY = "empty"  # 200, a list with no items
@@ -52,9 +53,14 @@ def fields(*names: str, prefix: str = "") -> frozenset[str]:
 
 POINT = fields("location", "location.type", "location.coordinates")
 HOUSEHOLD = POINT | fields(
-    "id", "external_id", "address", "address_kana", "neighborhood_id", "status", "living_arrangement",
-    "risk_flags", "version", "updated_at",
+    "id", "external_id", "address", "address_kana", "match_level", "neighborhood_id", "member_count", "status",
+    "living_arrangement", "risk_flags", "merged_into_id", "version", "updated_at",
 )
+# households without a point, and possible duplicates: the offices' lists (names, no 要配慮 data)
+UNPLACED = fields("id", "external_id", "address", "address_normalized", "version")
+DUPLICATE_PAIR = fields("first", "second", "address_normalized", "compared", "score", "reason") | fields(
+    "id", "external_id", "address", "name", prefix="first."
+) | fields("id", "external_id", "address", "name", prefix="second.")
 RESIDENT = ("id", "name", "kana", "birth_year", "age_band", "relation", "flags", "version")
 HOUSEHOLD_DETAIL = HOUSEHOLD | fields("neighborhood", "neighborhood.id", "neighborhood.name", "residents") | fields(
     *RESIDENT, prefix="residents[]."
@@ -125,7 +131,7 @@ def _week() -> str:
 
 
 READS = [
-    Read("households", lambda t: "households", listed=True),
+    Read("households", lambda t: "households", pick=_item("household")),
     Read("household detail", lambda t: f"households/{t.household.id}"),
     Read("concerns: own item", lambda t: "concerns", pick=_item("concern")),
     Read("concerns: other's item", lambda t: "concerns", pick=_item("others_concern")),
@@ -141,6 +147,8 @@ READS = [
     Read("me/schedule", lambda t: f"me/schedule?{_week()}", listed=True),
     Read("partner schedule", lambda t: f"partners/{t.partner.id}/schedule?{_week()}", listed=True),
     Read("photo state", lambda t: f"sync/photos/{t.photo.id}"),
+    Read("households unplaced", lambda t: "households/unplaced", listed=True),
+    Read("household duplicates", lambda t: "households/duplicates", listed=True),
 ]
 
 C, S, W, M, A = "coordinator", "supervisor", "outreach_worker", "commissioner", "admin"
@@ -166,6 +174,8 @@ MATRIX: dict[str, dict[str, object]] = {
     "me/schedule":             {C: EMPTY, S: EMPTY, W: SCHEDULED_VISIT, M: EMPTY, A: EMPTY},
     "partner schedule":        {C: SCHEDULED_VISIT, S: SCHEDULED_VISIT, W: SCHEDULED_VISIT, M: REFUSED, A: REFUSED},
     "photo state":             {C: PHOTO, S: PHOTO, W: PHOTO, M: REFUSED, A: REFUSED},
+    "households unplaced":     {C: UNPLACED, S: UNPLACED, W: REFUSED, M: REFUSED, A: REFUSED},
+    "household duplicates":    {C: DUPLICATE_PAIR, S: DUPLICATE_PAIR, W: REFUSED, M: REFUSED, A: REFUSED},
 }
 
 # What a device pulls, by kind: the data of each change (the sync has no other field filter).
@@ -218,6 +228,11 @@ def people(town):
     outreach_services.hold_case_meeting(case=case, kind="support", held_on=timezone.localdate(), members=[],
                                         notes="支援会議のメモ", by=coordinator, confidentiality_acknowledged=True)
     outreach_services.add_plan(case=case, goals="外出の機会", roles=[{"agency": "社協"}], by=coordinator)
+    factories.household(town.municipality)  # no point: on the unplaced list
+    for kana in ("ヤマダ タロウ", "やまだ たろう"):  # one household listed twice
+        twice = factories.household(town.municipality, address="北栄町由良宿1-1", at=factories.centre(town.neighborhood))
+        type(twice).objects.filter(pk=twice.pk).update(address_normalized="由良宿1-1")
+        factories.resident(twice, name="山田 太郎", kana=kana, relation="head")
     yesterday = timezone.localdate() - dt.timedelta(days=1)  # overdue is computed when read
     type(case).objects.filter(pk=case.pk).update(next_contact_due=yesterday)
     type(town.watch).objects.filter(pk=town.watch.pk).update(next_due=yesterday)

@@ -239,6 +239,9 @@ def record_hearing(
         h = households.get(str(household_id))
         if h is None:
             problems.append({"loc": ["body", "priorities", i, "household_id"], "msg": "no such household"})
+        elif h.merged_into_id is not None:
+            problems.append({"loc": ["body", "priorities", i, "household_id"],
+                             "msg": f"the household was merged into {h.merged_into_id}; name that one"})
         elif h.location is None:
             problems.append({"loc": ["body", "priorities", i, "household_id"], "msg": "the household has no location"})
         elif h.neighborhood_id != neighborhood.pk:

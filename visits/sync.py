@@ -488,7 +488,7 @@ def apply_household_update(*, user: User, device: Device, op: dict, context: Bat
 
     try:
         updated = update_household(household=locked, base_version=base, changes=changes)
-    except InvalidInput as exc:  # e.g. outside_municipality: this op alone is rejected
+    except (InvalidInput, Conflict) as exc:  # outside_municipality, household_merged: this op alone is rejected
         raise Rejected(exc.code, exc.message, exc.details) from exc
     return {"status": "applied", "id": str(updated.pk), "version": updated.version}
 

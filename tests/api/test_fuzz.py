@@ -71,6 +71,9 @@ BEYOND_SCHEMA = {
     "GET /api/v1/reports/corporations": "exactly one of campaign and fiscal_year; a 年度 no later than the next",
     "GET /api/v1/case-meetings": "from and to within 2000 … the next 年度's end, to not before from",
     "GET /api/v1/reports/fiscal-years/{year}": "a 年度 no later than the next one",
+    # the role decides which other fields a user needs
+    "POST /api/v1/users": "the role decides whether a corporation or 自治会 is needed; ids of this municipality; an email address",
+    "PATCH /api/v1/users/{user_id}": "the role decides whether a corporation or 自治会 is needed; ids of this municipality; an email address",
     # where things are
     "POST /api/v1/households": "a location inside the municipality (outside_municipality)",
     "PATCH /api/v1/households/{household_id}": "a location inside the municipality (outside_municipality)",

@@ -427,7 +427,7 @@ def test_missing_code_field_names_the_fields_there_are(hokuei, tmp_path):
 def test_unknown_municipality_is_refused(db, tmp_path):
     path = write_geojson(tmp_path / "b.geojson", TWO)
 
-    with pytest.raises(CommandError, match="no municipality with code '999999'"):
+    with pytest.raises(CommandError, match="No municipality with code '999999'"):
         call_command("import_boundaries", str(path), municipality="999999")
 
 

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backend.errors import InvalidInput
-from onboarding.municipality_code import check_digit, code_problem, is_valid, parse_code
+from neighborhoods.municipality_code import check_digit, code_problem, is_valid, parse_code
 
 # Real codes (総務省's list): every remainder case the rule has, including 0 (鳥取市: 11 − 0 → 1)
 # and 1 (相模原市: 11 − 1 → 0).

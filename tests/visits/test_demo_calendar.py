@@ -7,9 +7,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from accounts.demo import DEMO_USERNAMES
 from accounts.models import User
 from backend.tenancy import scope
+from demo.towns import DEMO_USERNAMES
 from neighborhoods.models import Municipality, Neighborhood
 from tests import factories
 from tests.conftest import ApiClient

@@ -4,7 +4,7 @@ costs seconds): migrate, the cache table, static files, and the demo data unless
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from neighborhoods.management.commands.load_demo import DEMO_MUNICIPALITIES
+from demo.towns import DEMO_MUNICIPALITIES
 
 
 class Command(BaseCommand):

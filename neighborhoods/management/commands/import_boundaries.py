@@ -15,6 +15,7 @@ from neighborhoods.importers.boundaries import (
     import_boundaries,
 )
 from neighborhoods.models import Municipality
+from neighborhoods.municipality_code import find_municipality
 
 
 def _square_metres(text: str) -> float:
@@ -60,9 +61,10 @@ class Command(BaseCommand):
         encoding: str | None, overlap_threshold: float, gap_threshold: float, dry_run: bool, verbosity: int,
         **options: str,
     ) -> None:
-        town = Municipality.objects.filter(code=municipality).first()
-        if town is None:
-            raise CommandError(f"no municipality with code {municipality!r}")
+        try:
+            town = find_municipality(municipality)
+        except TsunaguError as exc:  # a mistyped code, or one not created yet: the message says which
+            raise CommandError(exc.message) from exc
         fields = FieldNames(
             code=options["code_field"], name=options["name_field"], kana=options["kana_field"],
             district=options["district_field"], area=options["area_field"],

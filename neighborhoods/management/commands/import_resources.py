@@ -1,16 +1,18 @@
 """manage.py import_resources: load a municipality's 社会資源 (サロン, 子ども食堂 …) from CSV, then
-assign 自治会. The work is in neighborhoods.importers.households; this only parses options and prints."""
+assign 自治会. The work is in neighborhoods.importers.resources; this only parses options and prints."""
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from backend.csv_input import ENCODINGS
 from backend.errors import TsunaguError
 from backend.tenancy import scope
-from neighborhoods.importers.households import ENCODINGS, import_resources, municipality_by_code
+from neighborhoods.importers.resources import import_resources
+from neighborhoods.municipality_code import find_municipality
 
 
 class Command(BaseCommand):
     help = (
-        "Import community resources (name,type,lat,lon,opening_days,neighborhood_code) from CSV, upserting "
+        "Import community resources (name/名称, type/種別, lat/緯度, lon/経度, opening_days) from CSV, upserting "
         "by name, then assign 自治会. All or nothing."
     )
 
@@ -22,7 +24,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         try:
-            town = municipality_by_code(options["municipality"])
+            town = find_municipality(options["municipality"])
             with scope(town.id):  # row-level security: the municipality's rows only
                 report = import_resources(
                     municipality=town,

@@ -1,5 +1,5 @@
 """manage.py create_municipality: the first step of onboarding a municipality (the tenant).
-The rules are in onboarding.municipality_code and onboarding.services; this parses and prints."""
+The rules are in neighborhoods.municipality_code and onboarding.services; this parses and prints."""
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 

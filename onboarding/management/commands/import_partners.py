@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from backend.csv_input import ENCODINGS
 from backend.errors import TsunaguError
 from backend.tenancy import scope
-from onboarding.municipality_code import find_municipality
+from neighborhoods.municipality_code import find_municipality
 from onboarding.services import PartnerImport, import_partners
 
 MAX_SHOWN = 50

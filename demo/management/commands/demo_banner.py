@@ -1,9 +1,9 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from accounts.demo import DEMO_USERNAMES
 from accounts.models import User
 from backend.tenancy import municipality_ids, scope
+from demo.towns import DEMO_USERNAMES
 
 
 class Command(BaseCommand):
