@@ -11,7 +11,7 @@ from api.auth import AuthedRequest
 from api.output import with_output_attrs
 from api.pagination import Paginated
 from audit.services import record_read
-from neighborhoods import access, duplicates
+from neighborhoods import access, duplicates, merging
 from neighborhoods.duplicates_schemas import DuplicatePairOut, HouseholdMergeIn, HouseholdNotDuplicateIn
 from neighborhoods.models import Household
 from neighborhoods.schemas import HouseholdDetailOut
@@ -39,7 +39,7 @@ def merge_household(request: AuthedRequest, household_id: UUID, payload: Househo
     survivor = duplicates.household_in_municipality(
         municipality_id=absorbed.municipality_id, household_id=payload.into, loc=["body", "into"]
     )
-    result = duplicates.merge_households(
+    result = merging.merge_households(
         survivor=survivor, absorbed=absorbed, by=request.auth, survivor_version=payload.into_version,
         absorbed_version=payload.version, request=request,
     )

@@ -77,6 +77,9 @@ class UserRow:
     corporation: str  # the code as written ("" for none)
     neighborhoods: tuple[str, ...]  # the codes as written
     email: str
+    # False when the row has problems of its own: its corporation and 自治会 codes are still looked
+    # up (every problem of the file at once), but it is never written
+    valid: bool = True
 
 
 @dataclass
@@ -177,9 +180,9 @@ def read_users(file: CsvFile, header: Headers) -> tuple[list[UserRow], Problems]
         if username in first_line:
             row.error(header("username"), f"{username!r} is given twice (first on line {first_line[username]})")
         first_line.setdefault(username, raw.line)
-        if row.ok and role is not None:
+        if role is not None:
             rows.append(UserRow(line=raw.line, username=username, display_name=display_name, role=role,
-                                corporation=corporation, neighborhoods=hoods, email=email))
+                                corporation=corporation, neighborhoods=hoods, email=email, valid=row.ok))
     return rows, problems
 
 
@@ -241,7 +244,7 @@ def _write(row: UserRow, municipality: Municipality, partners: dict[str, Partner
     unknown = [code for code in row.neighborhoods if _key(code) not in hoods]
     if unknown:
         problems.add(row.line, header("neighborhoods"), f"no 自治会 with code {', '.join(map(repr, unknown))} in {municipality.name}")
-    if (row.corporation and partner is None) or unknown:
+    if (row.corporation and partner is None) or unknown or not row.valid:
         return None
     chosen = [hoods[_key(code)] for code in row.neighborhoods]
     try:

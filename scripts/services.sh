@@ -25,6 +25,8 @@ stop_one() {
 
 start() {
   local port=${1:-8000}
+  # New accounts' set-password links point here (unless the environment names the public address).
+  export TSUNAGU_PUBLIC_URL="${TSUNAGU_PUBLIC_URL:-http://127.0.0.1:$port}"
   if ! alive worker; then
     nohup "$PY" manage.py qcluster >>"$RUN/worker.log" 2>&1 &
     echo $! >"$RUN/worker.pid"

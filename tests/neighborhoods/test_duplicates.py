@@ -9,8 +9,9 @@ from django.db import connection
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from neighborhoods import duplicates
-from neighborhoods.duplicates import find_possible_duplicates, merge_households, normalize_kana
+from neighborhoods import duplicates, merging
+from neighborhoods.duplicates import find_possible_duplicates, normalize_kana
+from neighborhoods.merging import merge_households
 from neighborhoods.models import DistinctHouseholds, Household, Resident
 from outreach import services as outreach
 from outreach.models import Concern, OutreachCase, WatchArrangement
@@ -179,7 +180,7 @@ def test_merge_moves_every_row_that_points_at_the_absorbed_household(town):
                        (CampaignHousehold, "state"), (ScheduledVisit, "visit"), (VisitRecord, "record")):
         assert model.objects.get(pk=rows[key].pk).household_id == survivor.pk, model
     # nothing points at the absorbed household any more, but its own residents judged the same person
-    for rel in duplicates._referencing(Household):
+    for rel in merging._referencing(Household):
         left = rel.related_model._base_manager.filter(**{rel.field.attname: absorbed.pk})
         assert not left.exists() or rel.related_model is Resident, rel
     assert result.moved["outreach.Concern.household"] == 1
@@ -275,7 +276,7 @@ def test_households_merged_earlier_point_at_the_new_survivor(town):
 
 def test_every_field_pointing_at_a_household_has_a_merge_rule():
     """A new model pointing at households either moves as it is or gets its own rule here."""
-    rules = duplicates.merge_rules()
+    rules = merging.merge_rules()
     assert "unique per household: needs a rule" not in rules.values(), rules
     assert {"visits.VisitRecord.household", "outreach.Concern.household", "outreach.OutreachCase.household",
             "outreach.WatchArrangement.household", "neighborhoods.Household.merged_into"} <= {

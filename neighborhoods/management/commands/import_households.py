@@ -104,7 +104,8 @@ class Command(BaseCommand):
         if assignment.unassigned > MAX_SHOWN_UNASSIGNED:
             out(f"  … and {assignment.unassigned - MAX_SHOWN_UNASSIGNED} more")
         if report.duplicates:
-            out(f"possible duplicate households: {len(report.duplicates)} pairs (same address, similar name; "
+            pairs = "1 pair" if len(report.duplicates) == 1 else f"{len(report.duplicates)} pairs"
+            out(f"possible duplicate households: {pairs} (same address, similar name; "
                 "merge them or mark them distinct: GET /api/v1/households/duplicates)")
             for pair in report.duplicates[:MAX_SHOWN_UNASSIGNED]:
                 out(f"  {pair.first_external_id} {pair.first_name} / {pair.second_external_id} {pair.second_name}: "
