@@ -792,11 +792,13 @@ def _check_room(worker: User, adding: dict[dt.date, int], campaign: Campaign) ->
 
 def _check_worker(worker: User, partner_id: int) -> None:
     if worker.role != Role.OUTREACH_WORKER or not worker.is_active:
-        raise InvalidInput("The new worker must be an active outreach worker.", details=[{"loc": ["body", "worker_id"]}])
+        raise InvalidInput("The new worker must be an active outreach worker.",
+                           details=[{"loc": ["body", "worker_id"], "msg": "not an active outreach worker"}])
     if worker.partner_organization_id != partner_id:
         raise InvalidInput(
             "The worker belongs to another corporation than the one this 自治会 is allocated to.",
-            code="worker_of_other_partner", details=[{"loc": ["body", "worker_id"]}],
+            code="worker_of_other_partner",
+            details=[{"loc": ["body", "worker_id"], "msg": "a worker of another corporation"}],
         )
 
 

@@ -77,11 +77,13 @@ BEYOND_SCHEMA = {
     # where things are
     "POST /api/v1/households": "a location inside the municipality (outside_municipality)",
     "PATCH /api/v1/households/{household_id}": "a location inside the municipality (outside_municipality)",
+    "POST /api/v1/households/{household_id}/placement": "a point inside the municipality (outside_municipality)",
     "GET /api/v1/households": "bbox: four numbers, each minimum below its maximum",
     "GET /api/v1/resources": "bbox: four numbers, each minimum below its maximum",
     "GET /api/v1/maps/isolation": "bbox: four numbers, each minimum below its maximum",
     "PUT /api/v1/workers/{worker_id}/availability": "end_time after start_time, the default 17:00 included",
     "PUT /api/v1/campaigns/{campaign_id}/allocations": "each allocation names a target 自治会 of this campaign and a partner",
+    "POST /api/v1/scheduled-visits/{visit_id}/reassign": "worker_id names an active outreach worker of the visit's corporation",
     # free-form entries: the text rule reaches every key and string inside, which JSON Schema
     # cannot say of values of any type
     "POST /api/v1/cases/{case_id}/plans": "roles are free-form objects checked by the text rule",
