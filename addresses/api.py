@@ -10,7 +10,7 @@ from ninja.pagination import paginate
 
 from accounts.access import municipality_id_of
 from addresses import access, services
-from addresses.models import AddressReference
+from addresses.models import AddressReference, ReferenceLevel
 from addresses.schemas import (
     HouseholdPlacementIn,
     HouseholdPlacementOut,
@@ -51,7 +51,7 @@ def placement_summary(request: AuthedRequest):
     )
     return {
         "households": {**households, "total": sum(households.values())},
-        "references": {level: references.get(level, 0) for level in ("residence", "block", "town")},
+        "references": {level: references.get(level, 0) for level in ReferenceLevel.values},
     }
 
 

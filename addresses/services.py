@@ -15,10 +15,10 @@ from django.db.models import F
 from addresses.models import AddressReference, ReferenceLevel
 from addresses.normalize import normalize_address
 from addresses.reference import Progress, ReadResult, read_reference
-from backend.errors import Conflict, InvalidInput
+from backend.errors import InvalidInput
 from backend.versioning import lock_at_version
 from neighborhoods.models import Household, MatchLevel, Municipality
-from neighborhoods.services import check_inside_municipality, neighborhood_at
+from neighborhoods.services import check_inside_municipality, neighborhood_at, refuse_merged
 
 _STAGING_NAME = "tsunagu_address_reference_rows"
 _STAGING = f"pg_temp.{_STAGING_NAME}"
@@ -119,8 +119,7 @@ def place_household_by_hand(*, household: Household, lon: float, lat: float, bas
         raise InvalidInput(f"lat: {lat} is not a latitude in Japan ({JAPAN_LAT[0]:g}..{JAPAN_LAT[1]:g})",
                            details=[{"loc": ["body", "lat"], "msg": "not a latitude in Japan"}])
     locked = lock_at_version(Household, household.pk, base_version, "household")
-    if locked.merged_into_id is not None:
-        raise Conflict("This household was merged into another; place that one.", code="household_merged")
+    refuse_merged(locked)
     point = Point(lon, lat, srid=4326)
     try:
         check_inside_municipality(municipality_id=locked.municipality_id, point=point)

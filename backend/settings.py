@@ -62,7 +62,8 @@ for _alias, _db in DATABASES.items():
     _db["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5))
     # pgtrigger's triggers (history, change_seq, append-only) first read `pgtrigger.ignore`; unset,
     # the read raises and is caught in a PL/pgSQL exception block, per row and trigger, which made a
-    # 100,000-row import 18 times slower. An empty list ignores nothing and takes the plain path.
+    # 100,000-row import 18 times slower. An empty list ignores nothing and takes the plain path, and
+    # it is what `pgtrigger.ignore()` resets the setting to when it is done.
     _db["OPTIONS"].setdefault("options", "-c pgtrigger.ignore={}")
 # Tests: one test database, reached through both aliases.
 DATABASES["owner"]["TEST"] = {"MIRROR": "default"}

@@ -16,9 +16,14 @@ only thing that catches a mistyped digit, and completing it would accept any typ
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from backend.errors import InvalidInput, NotFound
+from django.core.management.base import CommandError
+
+from backend.errors import InvalidInput, NotFound, TsunaguError
+from backend.tenancy import scope
 from neighborhoods.models import Municipality
 
 WEIGHTS = (6, 5, 4, 3, 2)
@@ -110,3 +115,16 @@ def find_municipality(raw: str) -> Municipality:
     if problem:
         raise NotFound(f"No municipality with code {code!r}: {problem}.")
     raise NotFound(f"No municipality with code {code!r}: create it first with `manage.py create_municipality {code}`.")
+
+
+@contextmanager
+def municipality_command(raw: str) -> Iterator[Municipality]:
+    """What every import command does around its work: the municipality `--municipality CODE` names,
+    inside its tenant scope (row-level security: its rows only), and any domain error, from finding
+    it or from the work, as the command's error message (file and line are in the message)."""
+    try:
+        town = find_municipality(raw)
+        with scope(town.id):
+            yield town
+    except TsunaguError as exc:
+        raise CommandError(exc.message) from exc

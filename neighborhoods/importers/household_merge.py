@@ -141,17 +141,6 @@ RESOURCES = Table(CommunityResource, key=("name",), columns=("type", "location",
                   conflict=("municipality_id", "name"))
 
 
-def prepare_bulk_write() -> None:
-    """Call first in an import's transaction. pgtrigger's triggers (change_seq, pghistory) first
-    read the setting `pgtrigger.ignore` and, when it is not set, catch the error in a PL/pgSQL
-    exception block: a subtransaction per row and trigger, and one transaction writing 100,000
-    households slows down as it grows (measured: 2,000 rows after 30,000 took 1.5 s instead of
-    0.18 s). An empty list ignores no trigger and takes the plain path; it ends with the
-    transaction."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('pgtrigger.ignore', '{}', true)")
-
-
 def merge(table: Table, municipality_id: int, rows: Sequence[tuple[object, ...]], *,
           label: str, progress: Progress | None) -> Counts:
     """Stage `rows` (table.fields, in order) with COPY and merge them batch by batch."""

@@ -25,13 +25,7 @@ import pghistory
 from django.db import transaction
 
 from addresses.placement import PlacementResult, place_households
-from backend.csv_input import (  # noqa: F401  (ENCODINGS, format_problems: the commands' names)
-    ENCODINGS,
-    ImportFailed,
-    Problems,
-    format_problems,
-    read_csv,
-)
+from backend.csv_input import ImportFailed, Problems, read_csv
 from backend.errors import InvalidInput
 from neighborhoods.duplicates import PossibleDuplicate, find_possible_duplicates
 from neighborhoods.importers.columns import (
@@ -49,7 +43,6 @@ from neighborhoods.importers.household_merge import (
     Progress,
     merge,
     pair_residents,
-    prepare_bulk_write,
 )
 from neighborhoods.importers.household_reading import (
     HOUSEHOLD_REQUIRED,
@@ -60,7 +53,7 @@ from neighborhoods.importers.household_reading import (
     read_residents,
     resident_columns,
 )
-from neighborhoods.importers.locations import WGS84, Coordinates  # noqa: F401  (WGS84: the command's default)
+from neighborhoods.importers.locations import Coordinates
 from neighborhoods.models import Household, Municipality
 from neighborhoods.services import AssignmentResult, assign_households
 
@@ -142,7 +135,6 @@ def import_households(
     elif plan.households.per_person:
         plan.residents, plan.resident_columns = plan.households.residents, plan.households.resident_columns
     with transaction.atomic(), pghistory.context(command="import_households", file=file.name):
-        prepare_bulk_write()
         if residents_file is not None:
             existing = set(Household.objects.filter(municipality=municipality).values_list("external_id", flat=True))
             plan.residents, plan.resident_problems = read_residents(residents_file, plan.households, existing)

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from backend.csv_input import CsvFile, ImportFailed, Problems, read_csv
 from neighborhoods.importers.columns import map_columns, require
-from neighborhoods.importers.household_merge import RESOURCES, Counts, merge, prepare_bulk_write
+from neighborhoods.importers.household_merge import RESOURCES, Counts, merge
 from neighborhoods.importers.household_reading import MappedRow, max_length
 from neighborhoods.importers.locations import Coordinates, LonLat, ewkt, read_location
 from neighborhoods.models import CommunityResource, Municipality, ResourceType, Weekday
@@ -89,7 +89,6 @@ def import_resources(*, municipality: Municipality, path: str | Path, encoding: 
     if problems:
         raise ImportFailed(problems.messages)
     with transaction.atomic(), pghistory.context(command="import_resources", file=file.name):
-        prepare_bulk_write()
         counts = merge(RESOURCES, municipality.pk, [r.values() for r in rows], label="resources", progress=None)
         assignment = assign_households(municipality_id=municipality.pk)
         unassigned = CommunityResource.objects.filter(municipality=municipality, neighborhood__isnull=True)

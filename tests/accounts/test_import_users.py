@@ -20,10 +20,6 @@ JAPANESE_HEADER = "ユーザー名,氏名,役割,法人コード,自治会コー
 ENGLISH_HEADER = "username,display_name,role,corporation,neighborhoods,email"
 
 
-@pytest.fixture(autouse=True)
-def account_urls(settings):
-    settings.ROOT_URLCONF = "tests.accounts.urls"
-
 
 @pytest.fixture
 def second_hood(town):

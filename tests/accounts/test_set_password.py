@@ -18,10 +18,6 @@ from tests.conftest import ApiClient
 NEW_PASSWORD = "mizu-to-midori-2026"
 
 
-@pytest.fixture(autouse=True)
-def account_urls(settings):
-    settings.ROOT_URLCONF = "tests.accounts.urls"
-
 
 def _new_user(town, **body) -> tuple[User, str]:
     """A supervisor added by the town's admin through the API, and the path of their link."""

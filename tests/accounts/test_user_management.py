@@ -16,11 +16,6 @@ ROLES = [r.value for r in Role]
 MANAGERS = ["coordinator", "admin"]
 
 
-@pytest.fixture(autouse=True)
-def account_urls(settings):
-    """The set-password page mounted (its link is in the answers), as backend/urls.py will."""
-    settings.ROOT_URLCONF = "tests.accounts.urls"
-
 
 def _name() -> str:
     return f"u-{uuid.uuid4().hex[:10]}"

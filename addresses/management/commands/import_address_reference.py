@@ -2,16 +2,13 @@
 位置参照情報, デジタル庁 アドレス・ベース・レジストリ), then place its households that have no point.
 The work is in addresses.reference (reading), addresses.services (writing) and addresses.placement."""
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from addresses.placement import place_households
 from addresses.reference import KIND_NAMES
 from addresses.services import ReferenceImport, load_reference
-from backend.csv_input import ImportFailed, format_problems
-from backend.errors import TsunaguError
-from backend.tenancy import scope
-from neighborhoods.municipality_code import find_municipality
+from neighborhoods.municipality_code import municipality_command
 from neighborhoods.services import assign_households
 
 
@@ -34,21 +31,15 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         verbose = options["verbosity"] > 0
         progress = self.stdout.write if verbose and options["progress"] else None
-        try:
-            town = find_municipality(options["municipality"])
-            with scope(town.id), transaction.atomic():  # row-level security: the municipality's rows only
-                report = load_reference(municipality=town, paths=options["files"], progress=progress)
-                placement = None
-                if options["place"]:
-                    placement = place_households(municipality_id=town.id, progress=progress)
-                    if any(placement.changed.values()):
-                        assign_households(municipality_id=town.id)
-                if options["dry_run"]:
-                    transaction.set_rollback(True)
-        except ImportFailed as exc:
-            raise CommandError(format_problems(exc.errors, "nothing was written")) from exc
-        except TsunaguError as exc:
-            raise CommandError(exc.message) from exc
+        with municipality_command(options["municipality"]) as town, transaction.atomic():
+            report = load_reference(municipality=town, paths=options["files"], progress=progress)
+            placement = None
+            if options["place"]:
+                placement = place_households(municipality_id=town.id, progress=progress)
+                if any(placement.changed.values()):
+                    assign_households(municipality_id=town.id)
+            if options["dry_run"]:
+                transaction.set_rollback(True)
         if verbose:
             self._summary(report, placement, dry_run=options["dry_run"])
 

@@ -3,10 +3,8 @@ GeoPackage. The work is in neighborhoods.importers.boundaries; this parses optio
 
 import argparse
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from backend.errors import TsunaguError
-from backend.tenancy import scope
 from neighborhoods.importers.boundaries import (
     DEFAULT_GAP_M2,
     DEFAULT_OVERLAP_M2,
@@ -15,7 +13,7 @@ from neighborhoods.importers.boundaries import (
     import_boundaries,
 )
 from neighborhoods.models import Municipality
-from neighborhoods.municipality_code import find_municipality
+from neighborhoods.municipality_code import municipality_command
 
 
 def _square_metres(text: str) -> float:
@@ -61,22 +59,15 @@ class Command(BaseCommand):
         encoding: str | None, overlap_threshold: float, gap_threshold: float, dry_run: bool, verbosity: int,
         **options: str,
     ) -> None:
-        try:
-            town = find_municipality(municipality)
-        except TsunaguError as exc:  # a mistyped code, or one not created yet: the message says which
-            raise CommandError(exc.message) from exc
         fields = FieldNames(
             code=options["code_field"], name=options["name_field"], kana=options["kana_field"],
             district=options["district_field"], area=options["area_field"],
         )
-        try:
-            with scope(town.id):  # row-level security: the municipality's rows only
-                result = import_boundaries(
-                    path, municipality=town, layer=layer, fields=fields, srid=srid, encoding=encoding,
-                    overlap_threshold=overlap_threshold, gap_threshold=gap_threshold, dry_run=dry_run,
-                )
-        except TsunaguError as exc:
-            raise CommandError(exc.message) from exc
+        with municipality_command(municipality) as town:
+            result = import_boundaries(
+                path, municipality=town, layer=layer, fields=fields, srid=srid, encoding=encoding,
+                overlap_threshold=overlap_threshold, gap_threshold=gap_threshold, dry_run=dry_run,
+            )
         if verbosity >= 1:
             self._print(result, town, verbose=verbosity >= 2)
 

@@ -2,21 +2,13 @@
 The work is in neighborhoods.importers (households.py and the modules it names); this only parses
 options and prints."""
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from backend.errors import TsunaguError
-from backend.tenancy import scope
+from backend.csv_input import ENCODINGS, format_problems
 from neighborhoods.importers.columns import ColumnMapping
-from neighborhoods.importers.households import (
-    ENCODINGS,
-    MAX_SHOWN_UNASSIGNED,
-    WGS84,
-    Coordinates,
-    HouseholdImport,
-    format_problems,
-    import_households,
-)
-from neighborhoods.municipality_code import find_municipality
+from neighborhoods.importers.households import MAX_SHOWN_UNASSIGNED, HouseholdImport, import_households
+from neighborhoods.importers.locations import WGS84, Coordinates
+from neighborhoods.municipality_code import municipality_command
 
 
 class Command(BaseCommand):
@@ -52,13 +44,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         verbose = options["verbosity"] > 0
-        try:
-            town = find_municipality(options["municipality"])
+        with municipality_command(options["municipality"]) as town:
             mapping = ColumnMapping.from_options(columns=options["column"], mapping_file=options["mapping"])
-            with scope(town.id):  # row-level security: the municipality's rows only
-                report = self._import(town, mapping, options, verbose)
-        except TsunaguError as exc:
-            raise CommandError(exc.message) from exc
+            report = self._import(town, mapping, options, verbose)
         if verbose:
             self._summary(report)
 

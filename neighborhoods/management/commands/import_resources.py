@@ -1,13 +1,11 @@
 """manage.py import_resources: load a municipality's 社会資源 (サロン, 子ども食堂 …) from CSV, then
 assign 自治会. The work is in neighborhoods.importers.resources; this only parses options and prints."""
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from backend.csv_input import ENCODINGS
-from backend.errors import TsunaguError
-from backend.tenancy import scope
 from neighborhoods.importers.resources import import_resources
-from neighborhoods.municipality_code import find_municipality
+from neighborhoods.municipality_code import municipality_command
 
 
 class Command(BaseCommand):
@@ -23,17 +21,10 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
 
     def handle(self, *args, **options) -> None:
-        try:
-            town = find_municipality(options["municipality"])
-            with scope(town.id):  # row-level security: the municipality's rows only
-                report = import_resources(
-                    municipality=town,
-                    path=options["csv"],
-                    encoding=options["encoding"],
-                    dry_run=options["dry_run"],
-                )
-        except TsunaguError as exc:
-            raise CommandError(exc.message) from exc
+        with municipality_command(options["municipality"]) as town:
+            report = import_resources(
+                municipality=town, path=options["csv"], encoding=options["encoding"], dry_run=options["dry_run"],
+            )
         if options["verbosity"] == 0:
             return
         out = self.stdout.write

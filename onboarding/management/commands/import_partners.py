@@ -1,12 +1,10 @@
 """manage.py import_partners: a municipality's partner corporations (アウトリーチ受託法人) from CSV.
 The file's rules are in onboarding.partners, the writes in onboarding.services; this parses and prints."""
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from backend.csv_input import ENCODINGS
-from backend.errors import TsunaguError
-from backend.tenancy import scope
-from neighborhoods.municipality_code import find_municipality
+from neighborhoods.municipality_code import municipality_command
 from onboarding.services import PartnerImport, import_partners
 
 MAX_SHOWN = 50
@@ -26,14 +24,10 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
 
     def handle(self, *args, **options) -> None:
-        try:
-            town = find_municipality(options["municipality"])
-            with scope(town.id):  # row-level security: the municipality's rows only
-                report = import_partners(
-                    municipality=town, path=options["csv"], encoding=options["encoding"], dry_run=options["dry_run"],
-                )
-        except TsunaguError as exc:
-            raise CommandError(exc.message) from exc
+        with municipality_command(options["municipality"]) as town:
+            report = import_partners(
+                municipality=town, path=options["csv"], encoding=options["encoding"], dry_run=options["dry_run"],
+            )
         if options["verbosity"] > 0:
             self._summary(report)
 

@@ -10,9 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from backend.csv_input import ENCODINGS
-from backend.errors import TsunaguError
-from backend.tenancy import scope
-from neighborhoods.municipality_code import find_municipality
+from neighborhoods.municipality_code import municipality_command
 from onboarding.users import IssuedLink, UserImport, import_users
 
 
@@ -39,13 +37,9 @@ class Command(BaseCommand):
         links_path = Path(options["links_file"]) if options["links_file"] else None
         if links_path is not None and (links_path.exists() or links_path.is_symlink()):
             raise CommandError(f"{links_path}: already exists; links are written to a new file only")
-        try:
-            town = find_municipality(options["municipality"])
-            with scope(town.id):  # row-level security: the municipality's rows only
-                report = import_users(municipality=town, path=options["csv"], encoding=options["encoding"],
-                                      dry_run=options["dry_run"])
-        except TsunaguError as exc:
-            raise CommandError(exc.message) from exc
+        with municipality_command(options["municipality"]) as town:
+            report = import_users(municipality=town, path=options["csv"], encoding=options["encoding"],
+                                  dry_run=options["dry_run"])
         self._summary(report)
         if report.links:
             if links_path is not None:
