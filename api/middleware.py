@@ -56,7 +56,7 @@ class ApiQueryTextMiddleware:
 class HistoryContextMiddleware(HistoryMiddleware):
     """pghistory's middleware, for writes only, and not for the sync push: pghistory adds its
     context to every SQL statement of a request, which halves the push's throughput, so the sync
-    code adds the context itself around the writes to tracked tables (visits.sync)."""
+    code adds the context itself around the writes to tracked tables (visits.sync.engine)."""
 
     UNTRACKED_PATHS = ("/api/v1/sync/push",)
 

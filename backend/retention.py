@@ -254,7 +254,7 @@ def _plan(municipality_id: int, cutoffs: Cutoffs) -> PurgePlan:
         WatchCheckIn,
     )
     from visits.models import CampaignHousehold, EditConflict, Hearing, Photo, SyncOperation, VisitRecord
-    from visits.photo_service import incoming_path, photo_dir
+    from visits.photos.service import incoming_path, photo_dir
 
     mid = municipality_id
     plan = PurgePlan(municipality_id=mid, cutoffs=cutoffs)

@@ -207,7 +207,7 @@ STORAGES = {
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
-# Photos from the field are read as a stream with their own limit (visits.photo_service).
+# Photos from the field are read as a stream with their own limit (visits.photos.service).
 PHOTO_MAX_BYTES = env.int("PHOTO_MAX_BYTES", default=15 * 1024 * 1024)
 # Refused with JSON in front of Django (backend/edge.py): 414 above this many bytes of URI, 431 for a
 # header field (name and value) above this many bytes or more than this many fields, 413 for a

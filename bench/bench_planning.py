@@ -31,6 +31,7 @@ import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
 from bench.common import Figure
+from visits.distances import haversine_m, matrix_m
 from visits.planning import PartnerPlan, PartnerPlanRequest, Stop, WorkerDays, plan_partner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,23 +39,6 @@ FIXTURES = ROOT / "fixtures" / "hokuei"
 CAPACITY = 12
 REFERENCE_SECONDS = 20
 SKIPPED = {"vacant", "moved"}
-EARTH_RADIUS_M = 6_371_008.8
-
-
-def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> int:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    return round(2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h))))
-
-
-def distance_matrix(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """All-pairs haversine metres, rounded to integers."""
-    phi, lam = np.radians(lat), np.radians(lon)
-    h = (np.sin((phi[:, None] - phi[None, :]) / 2) ** 2
-         + np.cos(phi)[:, None] * np.cos(phi)[None, :] * np.sin((lam[:, None] - lam[None, :]) / 2) ** 2)
-    return np.rint(2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))).astype(np.int64)
-
-
 def _working_days(start: dt.date, end: dt.date) -> tuple[dt.date, ...]:
     jp = holidays.Japan(years=range(start.year, end.year + 1))
     out = []
@@ -194,7 +178,7 @@ def _reference(request: PartnerPlanRequest, seconds: int) -> tuple[int, int, flo
     """(metres, routes used, CPU seconds to the first solution incl. the matrix) of the whole-campaign CVRP."""
     started = time.process_time()
     n = len(request.stops)
-    dist = distance_matrix(np.array([request.office[0]] + [s.lon for s in request.stops]),
+    dist = matrix_m(np.array([request.office[0]] + [s.lon for s in request.stops]),
                    np.array([request.office[1]] + [s.lat for s in request.stops]))
     vehicles = math.ceil(n / request.capacity) + 2
 
@@ -235,7 +219,7 @@ def _worst_day(request: PartnerPlanRequest, plan: PartnerPlan) -> tuple[int, int
     worst = (0, 0)
     for visits in days.values():
         last = max(visits, key=lambda v: v.order)
-        length = sum(v.leg_m for v in visits) + haversine_m(*where[last.stop_id], *request.office)
+        length = sum(v.leg_m for v in visits) + round(haversine_m(*where[last.stop_id], *request.office))
         worst = max(worst, (length, len(visits)))
     return worst
 

@@ -1,4 +1,4 @@
-"""Concerns, case contacts and 見守り check-ins made offline join the field sync (visits.sync):
+"""Concerns, case contacts and 見守り check-ins made offline join the field sync (visits.sync.engine):
 push kinds `concern.create`, `case_contact.create`, `watch_check_in.create`; pull kinds `concern`
 (the concerns the user raised, with their status) and `case` (the cases a worker leads).
 
@@ -23,7 +23,7 @@ from backend.errors import TsunaguError
 from backend.text import Line, Note
 from outreach import access, services
 from outreach.models import CaseContact, Concern, OutreachCase
-from visits import sync
+from visits.sync import engine as sync
 
 PinIn = SyncPointIn  # a GeoJSON Point, or the deprecated {lon, lat} (api.geo)
 

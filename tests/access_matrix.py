@@ -385,7 +385,7 @@ def _edit_conflict(t) -> int:
     import uuid
 
     from visits.models import Device, EditConflict, SyncOperation
-    from visits.sync import household_data
+    from visits.sync.engine import household_data
 
     if getattr(t, "edit_conflict_id", None) is None:
         worker, household = t.users["outreach_worker"], t.household

@@ -148,7 +148,7 @@ def ready_photo(visit, *, by, size=(64, 48)):
 
     from PIL import Image
 
-    from visits.photo_service import process_photo, receive_photo
+    from visits.photos.service import process_photo, receive_photo
 
     buf = io.BytesIO()
     Image.new("RGB", size, (20, 20, 230)).save(buf, format="JPEG")

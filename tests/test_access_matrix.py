@@ -165,7 +165,7 @@ SYNC_CASES = [(kind, variant) for kind, variants in SYNC_FOREIGN_OPS.items() for
 
 
 def test_every_push_kind_has_rows():
-    from visits import sync
+    from visits.sync import engine as sync
 
     assert set(SYNC_FOREIGN_OPS) == set(sync.APPLIERS)
 

@@ -44,7 +44,7 @@ from visits.models import (
     SyncOperation,
     VisitRecord,
 )
-from visits.photo_service import VARIANTS, incoming_path, photo_dir, receive_photo, variant_path
+from visits.photos.service import VARIANTS, incoming_path, photo_dir, receive_photo, variant_path
 
 ROOT = Path(__file__).resolve().parent.parent
 JST = ZoneInfo("Asia/Tokyo")

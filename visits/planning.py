@@ -56,6 +56,8 @@ import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 from ortools.util import optional_boolean_pb2
 
+from visits.distances import haversine_m, matrix_m
+
 
 @dataclass(frozen=True)
 class Stop:
@@ -105,30 +107,6 @@ class PartnerPlan:
     unplaced: list[str] = field(default_factory=list)  # stop ids with no worker-day left
     total_m: int = 0             # total route length, office → stops → office, over all worker-days
     worker_days: int = 0
-
-
-# --- distances -------------------------------------------------------------------------------
-
-_EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
-
-
-def _haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> int:
-    """Great-circle distance in whole metres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return round(2 * _EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h))))
-
-
-def _matrix(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """All-pairs haversine metres (int64) of the given points."""
-    phi = np.radians(lat)
-    lam = np.radians(lon)
-    dp = phi[:, None] - phi[None, :]
-    dl = lam[:, None] - lam[None, :]
-    h = np.sin(dp / 2) ** 2 + np.cos(phi)[:, None] * np.cos(phi)[None, :] * np.sin(dl / 2) ** 2
-    d = 2 * _EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
-    return np.rint(d).astype(np.int64)
 
 
 # --- OR-Tools helpers ------------------------------------------------------------------------
@@ -256,7 +234,7 @@ def _solve_pool(
         depot_lon.append(carry_to[0])
         depot_lat.append(carry_to[1])
     base = len(depot_lon)
-    dist = _matrix(np.concatenate((depot_lon, lon[stops])), np.concatenate((depot_lat, lat[stops])))
+    dist = matrix_m(np.concatenate((depot_lon, lon[stops])), np.concatenate((depot_lat, lat[stops])))
     node_of = {s: i + base for i, s in enumerate(stops)}
     stop_of = {i + base: s for i, s in enumerate(stops)}
     depots = [1 if v == carry_vehicle else 0 for v in range(nv)]
@@ -541,11 +519,11 @@ def plan_partner(request: PartnerPlanRequest, progress: Callable[[float], None] 
         previous = office
         for pos, i in enumerate(seq):
             here = (stops[i].lon, stops[i].lat)
-            leg = _haversine_m(previous[0], previous[1], here[0], here[1])
+            leg = round(haversine_m(previous[0], previous[1], here[0], here[1]))
             plan.visits.append(PlannedStop(stops[i].id, worker, date, _band(pos, len(seq), bands), pos + 1, leg))
             plan.total_m += leg
             previous = here
-        plan.total_m += _haversine_m(previous[0], previous[1], office[0], office[1])
+        plan.total_m += round(haversine_m(previous[0], previous[1], office[0], office[1]))
         plan.worker_days += 1
         return deferred
 

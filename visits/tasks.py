@@ -11,7 +11,7 @@ def run_planning_job_task(job_id: str, municipality_id: int) -> dict:
 
 
 def process_photo_task(photo_id: str, municipality_id: int) -> str | None:
-    from visits.photo_service import process_photo
+    from visits.photos.service import process_photo
 
     with job_scope(municipality_id):
         photo = process_photo(photo_id)

@@ -89,7 +89,7 @@ def test_a_generated_client_does_a_tablet_day_and_a_support_plan(generated, live
 
     pulled = api("sync.visits_sync_api_pull").sync_detailed(client=tablet, device_id=device_id)
     assert pulled.status_code == 200, pulled.content
-    # a change is documented only as an object (visits/sync_api.py PullOut.changes: list[dict])
+    # a change is documented only as an object (visits/sync/api.py PullOut.changes: list[dict])
     pulled_ids = {(c["kind"], str(c["id"])) for c in pulled.parsed.changes}
     assert ("scheduled_visit", str(town.visit.id)) in pulled_ids
 

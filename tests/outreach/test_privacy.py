@@ -9,8 +9,8 @@ from django.utils import timezone
 from outreach import sync as outreach_sync
 from outreach.models import Concern
 from tests import factories
-from visits import sync
 from visits.models import Device, VisitRecord
+from visits.sync import engine as sync
 
 STATUS_KEYS = {"view", "id", "status", "neighborhood_id", "created_at", "updated_at"}
 

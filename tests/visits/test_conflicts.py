@@ -12,9 +12,9 @@ from audit.models import AuditEvent
 from neighborhoods.models import Household
 from tests.api.test_errors import assert_error_body
 from tests.conftest import build_town
-from visits.conflicts import FIELDS
 from visits.models import EditConflict
-from visits.sync import HouseholdUpdate
+from visits.sync.conflicts import FIELDS
+from visits.sync.engine import HouseholdUpdate
 
 LIST_ITEM = {
     "id", "kind", "object_id", "household", "pushed_by", "device", "created_at", "base_version", "server_version",
@@ -423,7 +423,7 @@ def test_two_coordinators_resolving_at_once_get_one_answer_each():
 
 
 def test_a_location_proposed_in_the_first_contracts_shape_compares_as_the_same_point():
-    from visits.conflicts import as_change, same, shown
+    from visits.sync.conflicts import as_change, same, shown
 
     geojson = {"type": "Point", "coordinates": [133.7512345, 35.4912345]}
     first_contract = {"lon": 133.7512345, "lat": 35.4912345}

@@ -1,4 +1,4 @@
-"""visits.photos: format allowlist by bytes, limits, corrupt data, EXIF orientation, metadata stripping
+"""visits.photos.images: format allowlist by bytes, limits, corrupt data, EXIF orientation, metadata stripping
 and resized copies. Pure image processing: no database. Every image is made in memory."""
 
 import hashlib
@@ -15,8 +15,8 @@ import pytest
 from PIL import EpsImagePlugin, Image, ImageCms, ImageFile, PngImagePlugin
 
 from backend.errors import TsunaguError
-from visits import photos
-from visits.photos import (
+from visits.photos import images as photos
+from visits.photos.images import (
     ImageInfo,
     PhotoRejected,
     check_upload,

@@ -20,10 +20,10 @@ from audit.models import AuditEvent
 from tests import factories
 from tests.api.test_errors import assert_error_body
 from tests.conftest import ApiClient
-from visits import photo_service
 from visits.models import Photo, VisitRecord
-from visits.photo_api import read_limited_body
-from visits.photos import DEFAULT_MAX_BYTES, PhotoRejected
+from visits.photos import service as photo_service
+from visits.photos.api import read_limited_body
+from visits.photos.images import DEFAULT_MAX_BYTES, PhotoRejected
 
 RED, BLUE = (230, 20, 20), (20, 20, 230)
 SECRET = "tsunagu-secret-marker"

@@ -18,7 +18,7 @@ from visits.models import (
     SyncOperation,
     VisitRecord,
 )
-from visits.sync import holdings_digest
+from visits.sync.engine import holdings_digest
 
 FORM = {"questions": [
     {"id": "talked", "type": "boolean", "label": "話ができた", "required": True},

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from accounts.roles import Role
 from tests import factories
 from tests.conftest import ApiClient, build_town
-from visits import sync
 from visits.models import Device, SyncOperation, VisitRecord
+from visits.sync import engine as sync
 
 
 def _op(household, *, valid: bool = True) -> dict:

@@ -1,5 +1,5 @@
 """Visit photos (写真): receiving an upload from a tablet, the background job that rebuilds it without
-metadata, and where the files live. Image checking itself is visits/photos.py; this module adds the
+metadata, and where the files live. Image checking itself is visits/photos/images.py; this module adds the
 database rows, the files and the access rules.
 
 Files, all under ``settings.MEDIA_ROOT``, which no URL serves (images go out through the API only):
@@ -38,7 +38,7 @@ from backend.errors import Conflict, Forbidden, InvalidInput
 from neighborhoods.access import residents_basis
 from visits import access
 from visits.models import Photo, VisitRecord
-from visits.photos import (
+from visits.photos.images import (
     DEFAULT_MAX_BYTES,
     RESIZED_LONG_EDGE,
     THUMBNAIL_LONG_EDGE,

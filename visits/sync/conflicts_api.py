@@ -17,8 +17,8 @@ from api.schemas import BodySchema, Unchanged, Version
 from audit.services import record_read
 from backend.text import Note
 from neighborhoods.access import residents_basis
-from visits import conflicts
 from visits.models import ConflictOutcome, EditConflict
+from visits.sync import conflicts
 
 router = Router(tags=["conflicts"])
 

@@ -19,8 +19,8 @@ from ninja import Router, Schema, Status
 from api.auth import AuthedRequest
 from audit.services import record_read
 from backend.errors import NotFound, TsunaguError
-from visits import photo_service
 from visits.models import Photo
+from visits.photos import service as photo_service
 
 logger = logging.getLogger("tsunagu.photos")
 router = Router(tags=["sync"])

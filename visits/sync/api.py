@@ -12,8 +12,9 @@ from api.pagination import Paginated
 from api.schemas import BodySchema
 from backend.errors import InvalidInput
 from backend.text import Line
-from visits import access, forms, sync
+from visits import access, forms
 from visits.models import SurveyForm
+from visits.sync import engine as sync
 
 router = Router(tags=["sync"])
 
@@ -32,7 +33,7 @@ class SyncDeviceOut(Schema):
 
 
 class OpIn(BodySchema):
-    checked_later = frozenset({"data"})  # by the kind's own payload schema (visits.sync), per op
+    checked_later = frozenset({"data"})  # by the kind's own payload schema (visits.sync.engine), per op
 
     op_id: UUID
     kind: Line = Field(..., max_length=40)

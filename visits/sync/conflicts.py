@@ -1,11 +1,11 @@
 """編集の競合 (edit conflicts): a household edit from a tablet based on a version the server had
-moved past. The sync keeps both versions (visits.sync.apply_household_update); here a coordinator
+moved past. The sync keeps both versions (visits.sync.engine.apply_household_update); here a coordinator
 sees them side by side and decides: keep the server's record, take the device's, or choose field
 by field. Applying goes through neighborhoods.services.update_household, so every household rule
 holds (a location inside the municipality …) and the household's version moves on, which is what
 brings the result to the tablets on their next pull.
 
-Values are compared as the sync shows a household (visits.sync.household_data): a location as a
+Values are compared as the sync shows a household (visits.sync.engine.household_data): a location as a
 GeoJSON point, no living arrangement as "", risk flags as a set.
 """
 
@@ -33,9 +33,9 @@ from neighborhoods.models import Household
 from neighborhoods.services import update_household
 from visits import access
 from visits.models import ConflictOutcome, EditConflict
-from visits.sync import household_data
+from visits.sync.engine import household_data
 
-# What household.update may propose (visits.sync.HouseholdUpdate, without its id), in the order
+# What household.update may propose (visits.sync.engine.HouseholdUpdate, without its id), in the order
 # they are shown.
 FIELDS = ("status", "living_arrangement", "risk_flags", "location")
 
@@ -128,7 +128,7 @@ def _household_now() -> Subquery:
 
 
 def household_now(row: dict | None) -> dict | None:
-    """The list's annotation in the shape of visits.sync.household_data."""
+    """The list's annotation in the shape of visits.sync.engine.household_data."""
     if row is None:
         return None
     now = {k: v for k, v in row.items() if k not in ("lon", "lat")}

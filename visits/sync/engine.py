@@ -16,7 +16,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID, uuid5
@@ -40,6 +39,7 @@ from backend.vocabulary import CONCERN_CATEGORIES
 from neighborhoods.access import visible_households
 from neighborhoods.models import Household, HouseholdStatus, LivingArrangement, RiskFlag
 from visits import access, forms, services
+from visits.distances import haversine_m
 from visits.models import (
     Campaign,
     Device,
@@ -440,13 +440,10 @@ def _left_after_visit(user: User, data: VisitCreate) -> tuple[Household, Schedul
 
 
 def _distance_m(household: Household, point: Point | None) -> float | None:
-    """Great-circle metres between the household and where the device was (haversine: at a few
-    hundred metres it agrees with PostGIS's spheroid distance to well under a percent)."""
+    """Great-circle metres between the household and where the device was."""
     if point is None or household.location is None:
         return None
-    lon1, lat1, lon2, lat2 = map(math.radians, (household.location.x, household.location.y, point.x, point.y))
-    a = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    return 2 * 6_371_008.8 * math.asin(math.sqrt(a))
+    return haversine_m(household.location.x, household.location.y, point.x, point.y)
 
 
 def household_data(h: Household) -> dict:
