@@ -15,8 +15,10 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q
+from django.db.models.base import DEFERRED
+from django.db.models.fields import Field
 from django.http import HttpRequest
 from django.utils import timezone
 from python_ipware import IpWare
@@ -27,6 +29,8 @@ from accounts.models import DeviceToken, User
 from accounts.roles import Role
 from backend import tenancy
 from backend.errors import Conflict, InvalidInput, NotAuthenticated, RateLimited
+from neighborhoods.models import Municipality
+from visits.models import PartnerOrganization
 
 TOKEN_PREFIX = "tsn_"  # noqa: S105 (a marker, not a secret)
 # last_used_at is refreshed at most this often, so an authenticated request is not also a write.
@@ -119,29 +123,95 @@ def issue_device_token(*, user: User, device_name: str, ip: str | None = None) -
     return token, raw
 
 
+# The token check's one statement (rls/schema.py, tsunagu_token_holder): the token, its
+# holder, the holder's municipality and corporation, as (model, columns) in the order selected.
+_HOLDER_PARTS = (("token", DeviceToken), ("holder", User), ("municipality", Municipality),
+                 ("corporation", PartnerOrganization))
+
+
+def _loaded_columns(model: type[models.Model]) -> list[Field]:
+    """The columns read straight into an instance: those psycopg gives as Django holds them. A
+    column that needs Django's converters (a geometry) is left deferred; it loads if ever read."""
+    fields = []
+    for f in model._meta.concrete_fields:
+        if f.get_db_converters(connection) or connection.ops.get_db_converters(f.get_col(model._meta.db_table)):
+            continue
+        fields.append(f)
+    return fields
+
+
+@functools.cache
+def _holder_statement() -> tuple[str, tuple[tuple[type[models.Model], tuple[Field, ...]], ...]]:
+    parts = tuple((model, tuple(_loaded_columns(model))) for _name, model in _HOLDER_PARTS)
+    columns = ", ".join(
+        f"(h.{name}).{connection.ops.quote_name(str(f.column))}"
+        for (name, _model), (_m, fields) in zip(_HOLDER_PARTS, parts, strict=True)
+        for f in fields
+    )
+    return f"SELECT {columns} FROM tsunagu_token_holder(%s) h", parts  # noqa: S608 - names from the models
+
+
+def _instances(row: Sequence[Any]) -> list[models.Model | None]:
+    """The row of the token check as model instances, as the ORM would have made them."""
+    _sql, parts = _holder_statement()
+    out: list[models.Model | None] = []
+    position = 0
+    for model, fields in parts:
+        values = row[position : position + len(fields)]
+        position += len(fields)
+        if values[0] is None:  # a LEFT JOIN that found nothing (a holder without a corporation)
+            out.append(None)
+            continue
+        by_name = dict(zip((f.attname for f in fields), values, strict=True))
+        full = [by_name.get(f.attname, DEFERRED) for f in model._meta.concrete_fields]
+        out.append(model.from_db(connection.alias, list(by_name), full))
+    return out
+
+
+def _read_holder(token_hash: str) -> DeviceToken | None:
+    """One statement over the open connection, before the caller's tenant is known (the function is
+    SECURITY DEFINER, so it needs no tenant setting; it runs on the raw connection, as the tenancy's
+    own settings do, so it does not first set the empty scope it would not use)."""
+    sql, _parts = _holder_statement()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        row = connection.connection.execute(sql, [token_hash]).fetchone()
+    if row is None:
+        return None
+    token, user, municipality, corporation = _instances(row)
+    assert isinstance(token, DeviceToken) and isinstance(user, User)
+    User._meta.get_field("municipality").set_cached_value(user, municipality)
+    User._meta.get_field("partner_organization").set_cached_value(user, corporation)
+    DeviceToken._meta.get_field("user").set_cached_value(token, user)
+    return token
+
+
 def resolve_token(raw: str) -> DeviceToken:
-    """The active token for a raw bearer token, with its user. Checked on every request: a revoked
-    or expired token, or a deactivated user, is refused at once (no cache)."""
+    """The active token for a raw bearer token, with its user, the user's municipality and
+    corporation, in one indexed statement. Checked on every request: a revoked or expired token,
+    or a deactivated user, is refused at once (no cache). The caller then enters the holder's
+    tenant scope and calls `record_token_use`."""
     if not raw.startswith(TOKEN_PREFIX):
         raise NotAuthenticated("The token is not valid.", code="invalid_token")
-    token = (
-        DeviceToken.objects.select_related("user", "user__municipality", "user__partner_organization")
-        .filter(token_hash=hash_token(raw))
-        .first()
-    )
+    token = _read_holder(hash_token(raw))
     if token is None:
         raise NotAuthenticated("The token is not valid.", code="invalid_token")
     if token.revoked_at is not None:
         raise NotAuthenticated("The token has been revoked.", code="token_revoked")
-    now = timezone.now()
-    if token.expires_at <= now:
+    if token.expires_at <= timezone.now():
         raise NotAuthenticated("The token has expired; log in again.", code="token_expired")
     if not token.user.is_active:
         raise NotAuthenticated("The account is disabled.", code="account_disabled")
+    return token
+
+
+def record_token_use(token: DeviceToken) -> None:
+    """Refresh last_used_at, at most every LAST_USED_RESOLUTION, so that an authenticated request
+    is not also a write. In the holder's tenant scope (row-level security)."""
+    now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         DeviceToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
-    return token
 
 
 @transaction.atomic

@@ -11,6 +11,7 @@ from api.health import router as health_router
 from api.openapi import DocumentedNinjaAPI
 from api.params import refuse_unknown_query_parameters
 from api.parser import JsonOnlyParser
+from api.renderers import OrjsonRenderer
 from audit.api import router as audit_router
 from maps.api import router as maps_router
 from neighborhoods.api import router as neighborhoods_router
@@ -59,6 +60,7 @@ api = TsunaguAPI(
     docs_url="/docs",
     openapi_url="/openapi.json",
     parser=JsonOnlyParser(),
+    renderer=OrjsonRenderer(),
 )
 errors.install(api)
 

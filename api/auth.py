@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from ninja.security import HttpBearer, SessionAuth
 
 from accounts.models import DeviceToken, User
-from accounts.services import hash_token, resolve_token
+from accounts.services import record_token_use, resolve_token
 from backend import tenancy
 from backend.errors import NotAuthenticated
 
@@ -26,9 +26,11 @@ class DeviceTokenAuth(HttpBearer):
     openapi_description = "A device token from POST /api/v1/auth/token."
 
     def authenticate(self, request: HttpRequest, token: str) -> User | None:
-        # Row-level security: the token is read in its holder's scope (none for an unknown token).
-        tenancy.switch(tenancy.lookup_scope("token", hash_token(token)))
+        # One statement reads the token with its holder (before any tenant is set: a SECURITY
+        # DEFINER function, as the scope lookups are); the request then runs in the holder's scope.
         device_token = resolve_token(token)
+        tenancy.switch(tenancy.Scope(municipality_id=device_token.user.municipality_id))
+        record_token_use(device_token)
         cast(AuthedRequest, request).device_token = device_token
         # Tracked writes of this request (pghistory) record who made them.
         pghistory.context(user=device_token.user_id, device_token=str(device_token.pk))

@@ -9,6 +9,7 @@
   inside free-form dicts may hold line breaks (a multi-line answer).
 """
 
+import functools
 import types
 import typing
 from typing import Annotated, Any, ClassVar
@@ -132,6 +133,16 @@ def publish_text_rules(schema: dict[str, Any], cls: type[BaseModel]) -> None:
             publish_text_rule(node, NOTE_PATTERN if _allows_newlines(field) else LINE_PATTERN)
 
 
+@functools.cache
+def _field_rule(cls: type[BaseModel], name: str) -> tuple[type | None, type | None, bool] | None:
+    """A field's JSON type rule (scalar kind, list item kind) and whether its text may hold line
+    breaks, read from its annotation once per class and field, not at every validation."""
+    field = cls.model_fields.get(name)
+    if field is None:
+        return None
+    return _scalar_kind(field.annotation), _item_kind(field.annotation), _allows_newlines(field)
+
+
 class PayloadModel(BaseModel):
     """The input rules, as a plain pydantic model: the base of the sync push's operation payloads
     (parsed per operation) and, through BodySchema, of every request body."""
@@ -144,14 +155,13 @@ class PayloadModel(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _json_types(cls, value: Any, info: ValidationInfo) -> Any:
-        field = cls.model_fields.get(info.field_name or "")
-        if field is None or value is None:
+        rule = _field_rule(cls, info.field_name or "")
+        if rule is None or value is None:
             return value
-        kind = _scalar_kind(field.annotation)
+        kind, item_kind, _multiline = rule
         if kind is not None and not isinstance(value, list | dict) and _wrong_json_type(kind, value):
             given = _JSON_NAMES.get(type(value), type(value).__name__)
             raise ValueError(f"must be {_TYPE_NAMES[kind]}, not a JSON {given}")
-        item_kind = _item_kind(field.annotation)
         if item_kind is not None and isinstance(value, list):
             for i, item in enumerate(value):
                 if _wrong_json_type(item_kind, item):
@@ -165,8 +175,8 @@ class PayloadModel(BaseModel):
             return value
         if isinstance(value, BaseModel) or value is None:
             return value  # nested schemas check their own fields
-        field = cls.model_fields.get(info.field_name or "")
-        multiline = field is not None and _allows_newlines(field)
+        rule = _field_rule(cls, info.field_name or "")
+        multiline = rule is not None and rule[2]
         if isinstance(value, list | tuple) and value and all(isinstance(v, BaseModel) for v in value):
             return value
         errors = _text_errors(value, multiline=multiline)

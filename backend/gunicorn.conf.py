@@ -17,9 +17,14 @@ if str(ROOT) not in sys.path:
 
 wsgi_app = "backend.wsgi:application"
 bind = os.environ.get("TSUNAGU_BIND", "127.0.0.1:8000")
+# Sync workers: one request at a time each, so each holds one persistent database connection
+# (CONN_MAX_AGE in settings; README "make run serves as production would").
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
+# Django is loaded once in the master and the workers are forked from it (faster restarts, shared
+# memory). The master must not hand a database connection to its children: see pre_fork.
+preload_app = True
 
 # 8190 is gunicorn's largest bounded request line; 0 would mean unbounded, and gunicorn buffers
 # (and re-copies) the whole line while looking for its end. Above TSUNAGU_MAX_URI_BYTES (8000).
@@ -57,3 +62,12 @@ def on_starting(server) -> None:
     from gunicorn import util
 
     util.write_error = _json_error_page
+
+
+def pre_fork(server, worker) -> None:
+    # A connection opened while loading the application would be shared by every forked worker
+    # (one socket, interleaved protocol); none is expected, and none survives to the fork.
+    if "django" in sys.modules:
+        from django.db import connections
+
+        connections.close_all()

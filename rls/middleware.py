@@ -1,12 +1,17 @@
 """Every request runs in a tenant scope (backend.tenancy): nothing at first, the signed-in
 browser user's once the session names one, the token holder's once the API authenticates it
-(api.auth). The scope is left when the response is made, so a reused database connection never
-carries one request's tenant or role into the next."""
+(api.auth). The scope is left when the response is made, and the connection's session settings
+are returned to the outside values (the login role, no tenant) at once, not at its next query:
+connections persist between requests (CONN_MAX_AGE), so an idle connection between two requests
+never holds a tenant or a role, whatever the next user of it does first."""
 
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib.auth import SESSION_KEY
+from django.db import DatabaseError, connections
 from django.http import HttpRequest, HttpResponse
+from psycopg.pq import TransactionStatus
 
 from backend import tenancy
 
@@ -21,6 +26,8 @@ class TenantScopeMiddleware:
             return self.get_response(request)
         finally:
             tenancy.leave()
+            if not tenancy.in_scope():
+                return_to_outside()
 
     @staticmethod
     def _session_scope(request: HttpRequest) -> tenancy.Scope:
@@ -32,3 +39,25 @@ class TenantScopeMiddleware:
             return tenancy.lookup_scope("user", int(user_id))
         except (TypeError, ValueError):
             return tenancy.NOTHING
+
+
+def _no_statement(*args: Any) -> None:
+    return None
+
+
+def return_to_outside(alias: str = "default") -> None:
+    """Make the connection's settings the outside ones now, if the request changed them (one
+    statement; none when the request set nothing, as a token check alone does not). Not on a
+    closed connection, nor inside a failed transaction (its rollback undoes what it set, and
+    tenancy makes anything older right before the next query). A connection that cannot be reset
+    otherwise is closed rather than handed to the next request."""
+    conn = connections[alias]
+    raw = conn.connection
+    if raw is None or raw.closed or raw.info.transaction_status == TransactionStatus.INERROR:
+        return
+    try:
+        with conn.wrap_database_errors:
+            tenancy.ensure_settings(_no_statement, None, None, False, {"connection": conn})
+    except DatabaseError:
+        if not conn.in_atomic_block:
+            conn.close()

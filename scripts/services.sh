@@ -32,8 +32,11 @@ start() {
     echo $! >"$RUN/worker.pid"
   fi
   if ! alive web; then
-    # gunicorn's settings (limits, workers, JSON error answers) are in backend/gunicorn.conf.py.
-    nohup "$ROOT/.venv/bin/gunicorn" -c "$ROOT/backend/gunicorn.conf.py" --bind "127.0.0.1:$port" --preload \
+    # gunicorn's settings (limits, workers, preloading, JSON error answers) are in
+    # backend/gunicorn.conf.py; bench/bench_http.py starts its server with the same arguments.
+    # Served as production would: persistent database connections, DEBUG off unless the
+    # environment asks for it (`make run DEBUG=1`).
+    nohup "$ROOT/.venv/bin/gunicorn" -c "$ROOT/backend/gunicorn.conf.py" --bind "127.0.0.1:$port" \
       --access-logfile "$RUN/access.log" --error-logfile "$RUN/web.log" >>"$RUN/web.log" 2>&1 &
     echo $! >"$RUN/web.pid"
   fi
