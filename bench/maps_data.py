@@ -96,9 +96,10 @@ def synthetic_city(*, code: str, hoods: int, households: int, seed: float = 0.42
                    random() AS r3
               FROM generate_series(1, %(hh)s) g;
             INSERT INTO neighborhoods_household
-                   (id, municipality_id, external_id, address, address_kana, location, neighborhood_id, status,
-                    living_arrangement, risk_flags, version, change_seq, created_at, updated_at)
-            SELECT gen_random_uuid(), %(m)s, 'X' || h.g, '合成' || h.g, '',
+                   (id, municipality_id, external_id, address, address_kana, address_normalized, match_level,
+                    location, neighborhood_id, status, living_arrangement, risk_flags, version, change_seq,
+                    created_at, updated_at)
+            SELECT gen_random_uuid(), %(m)s, 'X' || h.g, '合成' || h.g, '', '合成' || h.g, 'coordinates',
                    ST_SetSRID(ST_MakePoint(%(lon0)s + ((h.i %% %(cols)s) + 0.02 + 0.96 * h.rx) * %(cell)s,
                                            %(lat0)s + ((h.i / %(cols)s) + 0.02 + 0.96 * h.ry) * %(cell)s), 4326),
                    b.id,

@@ -86,3 +86,63 @@ class CoverageRefresh(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign_id} @ {self.refreshed_at}"
+
+
+class MapDataChange(models.Model):
+    """One statement that changed an input of the map tiles, for one municipality: the cheap data
+    version behind tile ETags and the tile cache (maps.tile_cache).
+
+    Written only by the database: statement-level triggers on the inputs (households, visit
+    records, campaign states, concerns, cases, 自治会, resources, allocations, campaigns; migration
+    0003) insert one row per municipality a statement touched. A version is the sum of `changes`
+    of a municipality's rows for an input: rows are only ever added (no writer waits for another,
+    as it would on one counter row), a rolled-back statement adds nothing, and every commit that
+    changes an input makes its sum larger, so no two states of the data share a version. The
+    periodic compaction (maps.tile_cache.compact_changes) folds the rows into one, keeping the sum."""
+
+    # No database constraint: the triggers note changes of rows being deleted with their
+    # municipality too, and a foreign key checked at commit would then refuse the deletion.
+    municipality = models.ForeignKey(
+        "neighborhoods.Municipality", on_delete=models.DO_NOTHING, related_name="+", db_index=False,
+        db_constraint=False,
+    )
+    input = models.CharField(max_length=30)
+    changes = models.BigIntegerField(default=1)
+
+    class Meta:
+        verbose_name = "地図データの変更"
+        verbose_name_plural = "地図データの変更"
+        indexes = [
+            models.Index(fields=["municipality", "input"], include=["changes"], name="map_data_change_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.municipality_id}:{self.input} +{self.changes}"
+
+
+class CachedTile(models.Model):
+    """A rendered vector tile, kept until the data under it changes (maps.tile_cache).
+
+    `key` names what the tile shows (layer, z/x/y, options, whose view) and `version` the data it
+    was made from; a request whose current version differs renders again and replaces the row, so
+    a key holds one tile. Tiles carry people data (household points and indicators), so the table
+    is a tenant table under row-level security like every other. UNLOGGED (migration 0003): a
+    crash empties it, which costs renders, never correctness."""
+
+    key = models.UUIDField(primary_key=True, help_text="128 bits of the hash of what the tile shows")
+    municipality = models.ForeignKey(
+        "neighborhoods.Municipality", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    layer = models.CharField(max_length=20)
+    version = models.TextField()
+    tile = models.BinaryField()
+    size = models.PositiveIntegerField(default=0)
+    rendered_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "タイルキャッシュ"
+        verbose_name_plural = "タイルキャッシュ"
+        indexes = [models.Index(fields=["municipality", "rendered_at"], name="cached_tile_age")]
+
+    def __str__(self) -> str:
+        return f"{self.layer} {str(self.key)[:8]} @ {self.rendered_at}"

@@ -486,31 +486,32 @@ class VersionContext:
     municipality_id: int
     user_id: int
     campaign_id: int | None = None
-    tile: tuple[int, int, int] | None = None  # z, x, y: versions of what lies in the tile only
 
 
-_TILE_ENV = "ST_Transform(ST_TileEnvelope(%s, %s, %s, margin => %s), 4326)"
-TILE_MARGIN = 64 / 4096
+# Inputs whose version is the municipality's sum of maps_mapdatachange rows, kept by statement-level
+# triggers on these tables (migration maps 0003): every committed change adds to it, another
+# municipality's changes do not, and reading it is one index-only lookup.
+LOGGED_INPUTS = {
+    "household": "neighborhoods_household",
+    "neighborhood": "neighborhoods_neighborhood",
+    "resource": "neighborhoods_communityresource",
+    "visit_record": "visits_visitrecord",
+    "campaign_household": "visits_campaignhousehold",
+    "allocation": "visits_allocation",
+    "campaign": "visits_campaign",
+    "concern": "outreach_concern",
+    "case": "outreach_outreachcase",
+}
+
+_LOGGED_SQL = (
+    "(SELECT coalesce(sum(changes), 0) FROM maps_mapdatachange WHERE municipality_id = %s AND input = %s)"
+)
 
 
 def _version_part(name: str, ctx: VersionContext) -> tuple[str, list]:
-    """The cheap version of one input of a map layer: an index lookup or a small count."""
-    m = ctx.municipality_id
-    tile = [*ctx.tile, TILE_MARGIN] if ctx.tile else []
-    changed = "count(*) || '/' || coalesce(max(extract(epoch FROM updated_at)), 0)"
-    if name in ("household", "visit", "concern", "case"):
-        table = {"household": "neighborhoods_household", "visit": "visits_scheduledvisit",
-                 "concern": "outreach_concern", "case": "outreach_outreachcase"}[name]
-        return f"(SELECT max(change_seq) FROM {table})", []  # noqa: S608 - constant fragments, values bound
-    if name in ("neighborhood", "resource"):
-        table, geom = {"neighborhood": ("neighborhoods_neighborhood", "geom"),
-                       "resource": ("neighborhoods_communityresource", "location")}[name]
-        where = f" AND {geom} && {_TILE_ENV}" if ctx.tile else ""
-        return f"(SELECT {changed} FROM {table} WHERE municipality_id = %s{where})", [m, *tile]  # noqa: S608 - constant fragments, values bound
-    if name == "campaign":
-        return f"(SELECT {changed} FROM visits_campaign WHERE municipality_id = %s)", [m]  # noqa: S608 - constant fragments, values bound
-    if name == "allocation":
-        return "(SELECT count(*) || '/' || coalesce(max(id), 0) FROM visits_allocation WHERE municipality_id = %s)", [m]
+    """The cheap version of one input of a map layer: an index lookup."""
+    if name in LOGGED_INPUTS:
+        return _LOGGED_SQL, [ctx.municipality_id, name]
     if name == "commission":
         table, user_col, hood_col = _commission_table()
         return (f"(SELECT coalesce(string_agg({hood_col}::text, ',' ORDER BY {hood_col}), '')"  # noqa: S608 - constant fragments, values bound

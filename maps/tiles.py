@@ -18,14 +18,15 @@ The hexagon grid is one fixed grid (ST_HexagonGrid, edge HEXAGON_SIZE in EPSG:38
 another to uncover the small cells that are suppressed.
 
 ETag = hash(layer, z/x/y, the layer's options, the caller's scope key, the data version of the
-layer's inputs). The data version is read in one statement of index lookups: max(change_seq) of
-the synced tables, count/max(updated_at) of the small ones, the coverage snapshot's refresh time,
-the commissioner's 自治会. The households layer also depends on visit records, which have no cheap
-version: its ETag includes a 5-minute time bucket, so such a change shows within 5 minutes."""
+layer's inputs). The data version is read in one statement of index lookups: per municipality and
+input table, the sum kept by statement-level triggers (maps.queries.LOGGED_INPUTS: households,
+visit records, campaign states, concerns, cases, 自治会, resources, allocations, campaigns), the
+coverage snapshot's refresh time, the commissioner's 自治会; and the day, for the layers computed
+against today (households: no contact within N months; cases: overdue). A tile is served again
+from maps.tile_cache while that version holds."""
 
 import datetime as dt
 import hashlib
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -44,7 +45,6 @@ MAX_ZOOM = 22
 EXTENT = 4096
 BUFFER = 64
 HEXAGON_SIZE = 300.0  # EPSG:3857 units (edge length)
-VOLATILE_SECONDS = 300
 CONTENT_TYPE = "application/vnd.mapbox-vector-tile"
 CACHE_CONTROL = "private, no-cache"
 
@@ -62,9 +62,10 @@ class TileRequest:
     today: dt.date = field(default_factory=timezone.localdate)
 
     def options(self) -> str:
+        """What the caller chose (the day is part of the version of the layers that use it)."""
         parts = [f"c{self.campaign.pk if self.campaign else '-'}"]
         if self.layer == "households":
-            parts += [f"m{self.months}", "i" + ",".join(self.indicators), self.today.isoformat()]
+            parts += [f"m{self.months}", "i" + ",".join(self.indicators)]
         return ";".join(parts)
 
 
@@ -76,7 +77,8 @@ class Layer:
     versions: tuple[str, ...]
     build: Callable[[TileRequest], tuple[str, list]]
     feature_id: str | None = None
-    volatile: bool = False
+    daily: bool = False  # computed against today (Asia/Tokyo): the day is part of its version
+    shared: bool = False  # the same for every caller of the municipality (no person in it)
 
 
 def _geom(column: str) -> str:
@@ -151,8 +153,8 @@ def _cases(req: TileRequest) -> tuple[str, list]:
       JOIN neighborhoods_household h ON h.location && b.env4326
       JOIN outreach_outreachcase c ON c.household_id = h.id
      WHERE c.municipality_id = %s AND c.status = 'open' AND {cond.sql}"""  # noqa: S608 - constant fragments, values bound
-    # overdue is computed against today (Asia/Tokyo), which the ETag includes (_tag)
-    return sql, [timezone.localdate(), req.user.municipality_id, *cond.params]
+    # overdue is computed against today (Asia/Tokyo): the layer is daily (its version has the day)
+    return sql, [req.today, req.user.municipality_id, *cond.params]
 
 
 def _resources(req: TileRequest) -> tuple[str, list]:
@@ -178,11 +180,17 @@ def _hexagons(req: TileRequest) -> tuple[str, list]:
     w, h, half = (f"{v!r}::float8" for v in (1.5 * size, 3 ** 0.5 * size, 3 ** 0.5 * size / 2))
     r = "6378137.0::float8"  # EPSG:3857 is spherical Mercator on this radius: computed here, not by PROJ
     odd = "CASE WHEN mod({i}, 2) <> 0 THEN " + half + " ELSE 0.0::float8 END"
+    # The grown envelope is a column of its own CTE: under row-level security only a condition of
+    # LEAKPROOF parts (`&&` on two columns) reaches the spatial index; `&&` on an ST_Transform(…)
+    # expression would wait for the policy's filter, after a scan of the whole municipality.
     sql = f"""
-    WITH pts AS MATERIALIZED (
+    WITH grown AS MATERIALIZED (
+      SELECT ST_Transform(ST_Expand(b.env, {2 * size}), 4326) AS env4326 FROM bounds b
+    ),
+    pts AS MATERIALIZED (
       SELECT {r} * radians(ST_X(h.location)) AS x, {r} * ln(tan(pi() / 4 + radians(ST_Y(h.location)) / 2)) AS y
-        FROM bounds b
-        JOIN neighborhoods_household h ON h.location && ST_Transform(ST_Expand(b.env, {2 * size}), 4326)
+        FROM grown g
+        JOIN neighborhoods_household h ON h.location && g.env4326
        WHERE h.municipality_id = %s AND h.status NOT IN ('vacant', 'moved')
     ),
     candidates AS MATERIALIZED (
@@ -208,13 +216,15 @@ def _hexagons(req: TileRequest) -> tuple[str, list]:
 LAYERS: dict[str, Layer] = {
     layer.name: layer
     for layer in (
-        Layer("neighborhoods", 8, MAX_ZOOM, ("neighborhood", "coverage"), _neighborhoods, feature_id="fid"),
-        Layer("resources", 10, MAX_ZOOM, ("resource",), _resources, feature_id="fid"),
-        Layer("hexagons", 12, MAX_ZOOM, ("household",), _hexagons),
+        Layer("neighborhoods", 8, MAX_ZOOM, ("neighborhood", "coverage"), _neighborhoods, feature_id="fid",
+              shared=True),
+        Layer("resources", 10, MAX_ZOOM, ("resource",), _resources, feature_id="fid", shared=True),
+        Layer("hexagons", 12, MAX_ZOOM, ("household",), _hexagons, shared=True),
         Layer("concerns", 12, MAX_ZOOM, ("concern", "household"), _concerns),
-        Layer("cases", 12, MAX_ZOOM, ("case", "household"), _cases),
+        Layer("cases", 12, MAX_ZOOM, ("case", "household"), _cases, daily=True),
         # + the scope's inputs for roles that see part of the municipality (access.scope_version_parts)
-        Layer("households", 14, MAX_ZOOM, ("household", "visit", "concern", "case"), _households, volatile=True),
+        Layer("households", 14, MAX_ZOOM,
+              ("household", "visit_record", "campaign_household", "concern", "case"), _households, daily=True),
     )
 }
 
@@ -297,44 +307,62 @@ def render(req: TileRequest) -> bytes:
     return bytes(value) if value is not None else b""
 
 
-def _version(req: TileRequest) -> tuple[str, list]:
+def version_sql(req: TileRequest) -> tuple[str, list]:
+    """The expression of the tile's data version (its inputs' versions, and the day for a daily
+    layer): what its ETag and its cache entry are made of, read by index lookups only."""
     layer = LAYERS[req.layer]
     parts = layer.versions + (access.scope_version_parts(req.user) if req.layer == "households" else ())
     ctx = queries.VersionContext(
         municipality_id=municipality_id_of(req.user), user_id=req.user.pk,
-        campaign_id=req.campaign.pk if req.campaign else None, tile=(req.z, req.x, req.y),
+        campaign_id=req.campaign.pk if req.campaign else None,
     )
-    return queries.version_sql(parts, ctx)
+    sql, params = queries.version_sql(parts, ctx)
+    return f"concat_ws('|', {sql}, %s::text)", [*params, req.today.isoformat() if layer.daily else ""]
 
 
-def _tag(req: TileRequest, version: str) -> str:
-    bucket = int(time.time() // VOLATILE_SECONDS) if LAYERS[req.layer].volatile else 0
+def tag(req: TileRequest, version: str) -> str:
+    """The ETag of the tile of this request at this data version (per caller)."""
     basis = "|".join([
-        "tile-v1", req.layer, f"{req.z}/{req.x}/{req.y}", req.options(), access.scope_key(req.user), version,
-        str(bucket), timezone.localdate().isoformat(),
+        "tile-v2", req.layer, f"{req.z}/{req.x}/{req.y}", req.options(), access.scope_key(req.user), version,
     ])
     return 'W/"' + hashlib.sha256(basis.encode()).hexdigest()[:32] + '"'
 
 
 def etag(req: TileRequest) -> str:
     """The tile's ETag without making the tile (for If-None-Match): index lookups only."""
-    sql, params = _version(req)
+    sql, params = version_sql(req)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {sql}", params)
         version = cursor.fetchone()[0] or ""
-    return _tag(req, version)
+    return tag(req, version)
 
 
 def render_with_etag(req: TileRequest) -> tuple[bytes, str]:
-    """The tile and its ETag in one statement (a request without If-None-Match)."""
-    vsql, vparams = _version(req)
+    """The tile and its ETag in one statement, without the cache (bench_rls compares policies on
+    and off with it)."""
+    vsql, vparams = version_sql(req)
     tsql, tparams = tile_sql(req)
     with connection.cursor() as cursor:
         cursor.execute(f"{TILE_SETTINGS} SELECT {vsql}, ({tsql})", [*vparams, *tparams])
         while cursor.description is None and cursor.nextset():
             pass
         version, value = cursor.fetchone()
-    return (bytes(value) if value is not None else b""), _tag(req, version or "")
+    return (bytes(value) if value is not None else b""), tag(req, version or "")
+
+
+def cache_scope(req: TileRequest) -> str:
+    """Whose view a cached tile is: callers with the same scope may share it, callers whose views
+    can differ never do. A shared layer (自治会, resources, hexagons) is built from the
+    municipality alone; coordinators and supervisors see the whole municipality (their layers'
+    SQL reads nothing of the user but the role); everyone else sees a part that depends on who
+    they are (a 民生委員's 自治会 and own concerns, a worker's corporation and own cases)."""
+    user = req.user
+    layer = LAYERS[req.layer]
+    if layer.shared:
+        return f"m{user.municipality_id}"
+    if user.role in access.WHOLE_MUNICIPALITY_SCOPE:
+        return f"m{user.municipality_id}:{user.role}"
+    return access.scope_key(user)
 
 
 def json_etag(kind: str, options: str, user: User, version: str) -> str:
