@@ -1,9 +1,11 @@
 """Offline sync with the field tablets (the contract: ../shared/SYNC.md).
 
-Push: each operation is applied at most once. Its op_id is claimed with INSERT … ON CONFLICT DO
-NOTHING inside the op's own transaction, so a retry, or the same batch sent ten times in
-parallel, meets the primary key instead of a read-then-write race; the same op_id with other
-content is refused. Rejections roll the claim back (a corrected retry is judged afresh).
+Push: each operation is applied at most once. The batch's op_ids are claimed with one INSERT … ON
+CONFLICT DO NOTHING, so a retry, or the same batch sent ten times in parallel, meets the primary key
+instead of a read-then-write race; the same op_id with other content is refused. Rejections give
+their claim back (a corrected retry is judged afresh). Runs of new visits are checked in Python and
+written together in a few statements (visits.sync.bulk); every other op, and every op of a group
+whose set-based write fails, is applied alone in its own savepoint, with the same results.
 
 Pull: the server knows what each device holds (DeviceHolding). A pull compares that with what the
 user may see now: rows not held or changed since (a higher change_seq) are sent, held rows no
@@ -20,10 +22,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID, uuid5
 
+import orjson
 import pghistory
 from django.apps import apps
 from django.contrib.gis.geos import Point
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import DataError, IntegrityError, OperationalError, connection, transaction
+from django.db.models import FloatField, Func
 from django.utils import timezone
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -51,6 +55,7 @@ from visits.models import (
     SyncOperation,
     VisitRecord,
 )
+from visits.sync import bulk
 
 logger = logging.getLogger("tsunagu.sync")
 
@@ -198,17 +203,31 @@ class BatchContext:
         for op in ops:
             raw = op.get("data")
             data = raw if isinstance(raw, dict) else {}
-            for key in ("household_id", "id"):
+            # A household is named by household_id, or by id in an edit of the household itself.
+            for key in ("household_id", "id") if op.get("kind") == "household.update" else ("household_id",):
                 with contextlib.suppress(ValueError):
                     ids.add(str(UUID(str(data.get(key)))))
-        self.households = {str(h.pk): h for h in visible_households(user).filter(pk__in=ids)} if ids else {}
+        # The visible households named in the batch, with their (lon, lat): read as numbers, no
+        # model instances or geometries (a batch names up to 500).
+        self.households: dict[str, tuple[float, float] | None] = {}
+        if ids:
+            rows = visible_households(user).filter(pk__in=ids).order_by().values_list(
+                "pk", Func("location", function="ST_X", output_field=FloatField()),
+                Func("location", function="ST_Y", output_field=FloatField()),
+            )
+            self.households = {str(pk): (x, y) if x is not None else None for pk, x, y in rows}
         self.forms: dict[tuple[str, int], SurveyForm | None] = {}
+        # Scheduled visits locked for a set-based group (bulk.py), as this transaction left them.
+        self.scheduled: dict[str, ScheduledVisit] = {}
 
-    def household(self, household_id: UUID) -> Household:
-        household = self.households.get(str(household_id))
-        if household is None:
+    def visible(self, household_id: UUID) -> bool:
+        return str(household_id) in self.households
+
+    def household_at(self, household_id: UUID) -> tuple[float, float] | None:
+        """Where a household the pusher may see is; one they may not see is `not_assigned`."""
+        if not self.visible(household_id):
             raise Rejected("not_assigned", "This household is not one you may record visits for.")
-        return household
+        return self.households[str(household_id)]
 
     def form(self, municipality_id: int, key: str, version: int) -> SurveyForm | None:
         if (key, version) not in self.forms:
@@ -216,6 +235,21 @@ class BatchContext:
                 municipality_id=municipality_id, key=key, version=version
             ).first()
         return self.forms[(key, version)]
+
+    def lock_scheduled(self, user: User, ops: list[dict]) -> None:
+        """Lock the scheduled visits a group's visits name, in one statement (in id order, as
+        parallel batches would), with their campaigns: a first outcome needs max_attempts."""
+        ids = set()
+        for op in ops:
+            with contextlib.suppress(ValueError):
+                ids.add(UUID(str(op["data"].get("scheduled_visit_id"))))
+        if not ids:
+            return
+        visits = (
+            ScheduledVisit.objects.select_for_update(of=("self",)).select_related("campaign")
+            .filter(pk__in=ids, municipality_id=municipality_id_of(user)).order_by("pk")
+        )
+        self.scheduled.update({str(v.pk): v for v in visits})
 
 
 def _rejected(op: dict, code: str, message: str, details: Any = None) -> dict:
@@ -227,8 +261,10 @@ APPLIERS = {}
 
 
 def _apply_batch(user: User, device: Device, ops: list[dict], context: BatchContext) -> list[dict]:
-    """Claim the batch's op_ids in one statement, apply each claimed op in its own savepoint, then
-    release the claims of rejected ops and store the others' results, again one statement each."""
+    """Claim the batch's op_ids in one statement; apply the claimed ops in order, consecutive new
+    visits together in a few set-based statements (bulk.py) and every other op in its own
+    savepoint; then release the claims of rejected ops and store the others' results, again one
+    statement each. A second copy of an op_id in the batch answers like a retry, from its first."""
     digests = [canonical_hash(op) for op in ops]
     claimable: dict[str, tuple[str, str]] = {}
     for op, digest in zip(ops, digests, strict=True):
@@ -237,36 +273,108 @@ def _apply_batch(user: User, device: Device, ops: list[dict], context: BatchCont
     claimed = _claim(user, device, claimable)
     # A retried batch is mostly ops applied before: read them all at once, not one query each.
     earlier = {str(o.pk): o for o in SyncOperation.objects.filter(pk__in=[i for i in claimable if i not in claimed])}
-    results: list[dict] = []
-    first: dict[str, tuple[str, dict]] = {}  # op_id → (digest, result) of its first copy in this batch
-    released: list[str] = []
-    stored: dict[str, dict] = {}
-    for op, digest in zip(ops, digests, strict=True):
+    results: list[dict] = [{} for _ in ops]
+    first: dict[str, tuple[str, int]] = {}  # op_id → (digest, position) of its first copy in this batch
+    repeats: list[int] = []
+    group: list[int] = []  # positions of consecutive new visits, written together
+    for position, (op, digest) in enumerate(zip(ops, digests, strict=True)):
         op_id = str(op["op_id"])
         if op["kind"] not in APPLIERS:
-            results.append(_rejected(op, "unsupported_kind", f"Unknown operation kind {op['kind']!r}; known: {sorted(APPLIERS)}."))
+            results[position] = _rejected(op, "unsupported_kind", f"Unknown operation kind {op['kind']!r}; known: {sorted(APPLIERS)}.")
         elif op_id in first:
-            results.append(_repeat(op, digest, *first[op_id]))
+            repeats.append(position)
         elif op_id not in claimed:
-            results.append(_earlier_result(op, digest, user, earlier.get(op_id)))
+            results[position] = _earlier_result(op, digest, user, earlier.get(op_id))
         else:
-            result = _apply_claimed(user, device, op, context)
-            first[op_id] = (digest, result)
-            if result["status"] == "rejected":
-                released.append(op_id)
-            else:
-                stored[op_id] = {k: v for k, v in result.items() if k != "op_id"}
-            results.append(result)
+            first[op_id] = (digest, position)
+            if _groupable(op):
+                group.append(position)
+                continue
+            _apply_group(user, device, ops, group, results, context)
+            group = []
+            results[position] = _apply_claimed(user, device, op, context)
+    _apply_group(user, device, ops, group, results, context)
+    for position in repeats:
+        first_digest, first_position = first[str(ops[position]["op_id"])]
+        results[position] = _repeat(ops[position], digests[position], first_digest, results[first_position])
+    released = [op_id for op_id, (_d, p) in first.items() if results[p]["status"] == "rejected"]
+    stored = {op_id: {k: v for k, v in results[p].items() if k != "op_id"}
+              for op_id, (_d, p) in first.items() if results[p]["status"] != "rejected"}
     with connection.cursor() as cursor:
         if released:  # a rejected op is judged afresh when sent again
             cursor.execute("DELETE FROM visits_syncoperation WHERE op_id = ANY(%s::uuid[])", [released])
         if stored:
-            cursor.execute(
-                "UPDATE visits_syncoperation s SET result = v.result::jsonb"
-                " FROM unnest(%s::uuid[], %s::text[]) AS v(op_id, result) WHERE s.op_id = v.op_id",
-                [list(stored), [json.dumps(r, ensure_ascii=False) for r in stored.values()]],
+            cursor.execute(  # one JSON object {op_id: result}: one parameter, written by orjson
+                "UPDATE visits_syncoperation s SET result = v.value"
+                " FROM jsonb_each(%s::jsonb) AS v WHERE s.op_id = v.key::uuid",
+                [orjson.dumps(stored, option=orjson.OPT_NON_STR_KEYS).decode()],
             )
     return results
+
+
+def _groupable(op: dict) -> bool:
+    """A new visit that corrects nothing may join a set-based group; whether it really can is
+    decided when the group is checked (_apply_group)."""
+    data = op.get("data")
+    return op["kind"] == "visit.create" and isinstance(data, dict) and not data.get("supersedes")
+
+
+def _apply_group(
+    user: User, device: Device, ops: list[dict], positions: list[int], results: list[dict], context: BatchContext
+) -> None:
+    """Check a run of new visits in Python and write those whose effect is certain together; a
+    visit the set-based write does not cover (after a reassignment, or its scheduled visit already
+    recorded, cancelled or named twice) is applied alone in its place, after what came before it
+    is written, so the results are those of applying the ops one by one."""
+    if not positions:
+        return
+    context.lock_scheduled(user, [ops[p] for p in positions])
+    pending: list[int] = []
+    group = bulk.VisitGroup()
+    for position in positions:
+        op = ops[position]
+        try:
+            planned = _plan_visit(user, op, context)
+        except Rejected as rejected:
+            results[position] = _rejected(op, rejected.code, rejected.message, rejected.details)
+            continue
+        if planned is None or (planned[1] is not None and planned[1].visit in group.visits()):
+            _write_group(user, device, ops, pending, group, results, context)
+            pending, group = [], bulk.VisitGroup()
+            results[position] = _apply_claimed(user, device, op, context)
+            continue
+        row, outcome, flags = planned
+        pending.append(position)
+        group.rows.append(row)
+        if outcome is not None:
+            group.outcomes.append(outcome)
+        results[position] = {"op_id": str(op["op_id"]), "status": "applied", "id": str(row.id), "version": 1, "flags": flags}
+    _write_group(user, device, ops, pending, group, results, context)
+
+
+def _write_group(
+    user: User, device: Device, ops: list[dict], positions: list[int], group: bulk.VisitGroup,
+    results: list[dict], context: BatchContext,
+) -> None:
+    """The group's records and first outcomes in one savepoint; if the database refuses it (a
+    record id that exists already), the savepoint is undone and each op is applied in its own."""
+    if not group:
+        return
+    try:
+        with transaction.atomic():
+            bulk.insert_visit_records(
+                municipality_id=municipality_id_of(user), worker_id=user.pk, device_id=device.pk, rows=group.rows
+            )
+            if group.outcomes:
+                op_ids = [str(ops[p]["op_id"]) for p in positions]
+                with pghistory.context(user=user.pk, device=str(device.pk), ops=op_ids):
+                    bulk.record_first_outcomes(group.outcomes)
+    except (IntegrityError, DataError) as exc:
+        logger.info("sync push: a set-based group of %d visits failed (%s); applied one by one", len(positions), exc)
+        for position in positions:
+            results[position] = _apply_claimed(user, device, ops[position], context)
+        # The context's copies of the scheduled visits are read again, as the ops left them.
+        context.lock_scheduled(user, [ops[p] for p in positions])
 
 
 def _claim(user: User, device: Device, claimable: dict[str, tuple[str, str]]) -> set[str]:
@@ -274,15 +382,14 @@ def _claim(user: User, device: Device, claimable: dict[str, tuple[str, str]]) ->
     batch, which this statement waits for) is not claimed again."""
     if not claimable:
         return set()
-    ids = list(claimable)
+    claims = [{"op_id": op_id, "kind": kind, "digest": digest} for op_id, (kind, digest) in claimable.items()]
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO visits_syncoperation (op_id, municipality_id, device_id, user_id, kind, payload_sha256, result, applied_at)"
             " SELECT v.op_id, %s, %s, %s, v.kind, v.digest, '{}'::jsonb, now()"
-            " FROM unnest(%s::uuid[], %s::text[], %s::text[]) AS v(op_id, kind, digest)"
+            " FROM jsonb_to_recordset(%s::jsonb) AS v(op_id uuid, kind text, digest text)"
             " ON CONFLICT (op_id) DO NOTHING RETURNING op_id",
-            [municipality_id_of(user), str(device.pk), user.pk, ids,
-             [claimable[i][0] for i in ids], [claimable[i][1] for i in ids]],
+            [municipality_id_of(user), str(device.pk), user.pk, orjson.dumps(claims).decode()],
         )
         return {str(row[0]) for row in cursor.fetchall()}
 
@@ -347,48 +454,134 @@ def _parse(model: type[P], data: Any) -> P:
         raise Rejected("invalid", "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details), details) from exc
 
 
-def apply_visit_create(*, user: User, device: Device, op: dict, context: BatchContext) -> dict:
+def _visit_data(user: User, op: dict) -> VisitCreate:
     if not access.may_record_visits(user):
         raise Rejected("forbidden", "Only outreach workers and coordinators record visits.")
-    data: VisitCreate = _parse(VisitCreate, op.get("data"))
-    after_reassignment = str(data.household_id) not in context.households
+    return _parse(VisitCreate, op.get("data"))
+
+
+def _visit_form(user: User, data: VisitCreate, context: BatchContext) -> SurveyForm | None:
+    """The form the answers were made with, and the answers checked against it."""
+    if data.form_version is None:
+        if data.answers:
+            raise Rejected("invalid_answers", "Answers need the form_version they were made with.")
+        return None
+    form = context.form(municipality_id_of(user), data.form_key, data.form_version)
+    if form is None:
+        raise Rejected("unknown_form", f"No form {data.form_key!r} version {data.form_version}.")
+    errors = forms.answer_errors(form.definition, data.answers, complete=data.outcome == "met")
+    if errors:
+        raise Rejected("invalid_answers", "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors), errors)
+    return form
+
+
+@dataclass
+class DeviceFix:
+    """Where the device was, and how far that is from the household (great-circle metres)."""
+
+    lon: float | None
+    lat: float | None
+    accuracy_m: float | None
+    distance_m: float | None
+    implausible: bool
+
+    @classmethod
+    def of(cls, household_at: tuple[float, float] | None, data: VisitCreate) -> "DeviceFix":
+        if data.location is None:
+            return cls(None, None, None, None, False)
+        lon, lat, accuracy = data.location.lon, data.location.lat, data.location.accuracy_m
+        distance = haversine_m(*household_at, lon, lat) if household_at is not None else None
+        implausible = distance is not None and distance > max(IMPLAUSIBLE_MIN_M, 3 * (accuracy or 0))
+        return cls(lon, lat, accuracy, distance, implausible)
+
+    def point(self) -> Point | None:
+        return Point(self.lon, self.lat, srid=4326) if self.lon is not None and self.lat is not None else None
+
+    def flags(self, *, after_reassignment: bool = False) -> dict[str, Any]:
+        flags: dict[str, Any] = {
+            "location_implausible": self.implausible,
+            "distance_m": round(self.distance_m) if self.distance_m is not None else None,
+        }
+        if after_reassignment:
+            flags["after_reassignment"] = True
+        return flags
+
+
+def lon_lat(point: Point | None) -> tuple[float, float] | None:
+    if point is None:
+        return None
+    lon, lat = point.coords[:2]
+    return lon, lat
+
+
+def _not_in_corporation(user: User, scheduled: ScheduledVisit | None, household_id: UUID) -> bool:
+    return (
+        scheduled is None or scheduled.household_id != household_id
+        or (user.role == Role.OUTREACH_WORKER and scheduled.partner_organization_id != user.partner_organization_id)
+    )
+
+
+NOT_IN_CORPORATION = "No such scheduled visit for this household in your corporation."
+OPEN_STATUSES = (ScheduledVisit.Status.PLANNED, ScheduledVisit.Status.ISSUED)
+
+
+def _plan_visit(user: User, op: dict, context: BatchContext) -> tuple[bulk.VisitRow, bulk.FirstOutcome | None, dict] | None:
+    """A new visit checked as apply_visit_create checks it (the same rejections, in the same
+    order), for the set-based write: its row, the first outcome it brings to its scheduled visit,
+    its flags. None when the set-based write does not cover it: the op is applied alone."""
+    data = _visit_data(user, op)
+    if not context.visible(data.household_id):
+        return None  # perhaps recorded before a reassignment: _left_after_visit decides, alone
+    outcome = None
+    if data.scheduled_visit_id:
+        scheduled = context.scheduled.get(str(data.scheduled_visit_id))
+        if scheduled is None or _not_in_corporation(user, scheduled, data.household_id):
+            raise Rejected("not_assigned", NOT_IN_CORPORATION)
+        if scheduled.status not in OPEN_STATUSES:
+            return None  # recorded or cancelled: services.record_outcome decides, alone
+        outcome = bulk.FirstOutcome(visit=scheduled, outcome=data.outcome)
+    form = _visit_form(user, data, context)
+    fix = DeviceFix.of(context.household_at(data.household_id), data)
+    row = bulk.VisitRow(
+        id=data.id, op_id=str(op["op_id"]), household_id=data.household_id, scheduled_visit_id=data.scheduled_visit_id,
+        outcome=data.outcome, met_person=data.met_person, form_id=form.pk if form else None, answers=data.answers,
+        notes=data.notes, concerns=data.concerns, visited_at=data.visited_at,
+        lon=fix.lon, lat=fix.lat,
+        accuracy_m=fix.accuracy_m, distance_m=fix.distance_m, implausible=fix.implausible,
+    )
+    return row, outcome, fix.flags()
+
+
+def apply_visit_create(*, user: User, device: Device, op: dict, context: BatchContext) -> dict:
+    """One visit, alone in its savepoint: every case, corrections and records made before a
+    reassignment included (the set-based path, _plan_visit, covers the common ones)."""
+    data = _visit_data(user, op)
+    after_reassignment = not context.visible(data.household_id)
     if after_reassignment:  # recorded offline before the household left this worker? (SYNC.md)
-        household, scheduled = _left_after_visit(user, data)
+        household_at, scheduled = _left_after_visit(user, data)
     else:
-        household, scheduled = context.household(data.household_id), None
+        household_at, scheduled = context.household_at(data.household_id), None
     if data.scheduled_visit_id and not after_reassignment:
         scheduled = ScheduledVisit.objects.filter(
-            pk=data.scheduled_visit_id, household=household, municipality_id=municipality_id_of(user)
+            pk=data.scheduled_visit_id, household_id=data.household_id, municipality_id=municipality_id_of(user)
         ).first()
-        if scheduled is None or (user.role == Role.OUTREACH_WORKER and scheduled.partner_organization_id != user.partner_organization_id):
-            raise Rejected("not_assigned", "No such scheduled visit for this household in your corporation.")
-    form = None
-    if data.form_version is not None:
-        form = context.form(municipality_id_of(user), data.form_key, data.form_version)
-        if form is None:
-            raise Rejected("unknown_form", f"No form {data.form_key!r} version {data.form_version}.")
-        errors = forms.answer_errors(form.definition, data.answers, complete=data.outcome == "met")
-        if errors:
-            raise Rejected("invalid_answers", "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors), errors)
-    elif data.answers:
-        raise Rejected("invalid_answers", "Answers need the form_version they were made with.")
+        if _not_in_corporation(user, scheduled, data.household_id):
+            raise Rejected("not_assigned", NOT_IN_CORPORATION)
+    form = _visit_form(user, data, context)
     earlier = None
     if data.supersedes:
-        earlier = VisitRecord.objects.filter(pk=data.supersedes, municipality_id=municipality_id_of(user), household=household).first()
+        earlier = VisitRecord.objects.filter(pk=data.supersedes, municipality_id=municipality_id_of(user), household_id=data.household_id).first()
         if earlier is None:
             raise Rejected("unknown_record", "The record to supersede does not exist for this household.")
         if VisitRecord.objects.filter(supersedes=earlier).exists():
             raise Rejected("already_superseded", "That record was already corrected; supersede the newest correction.")
-    location = data.location.to_geos() if data.location else None
-    distance = _distance_m(household, location)
-    accuracy = data.location.accuracy_m if data.location else None
-    implausible = distance is not None and distance > max(IMPLAUSIBLE_MIN_M, 3 * (accuracy or 0))
+    fix = DeviceFix.of(household_at, data)
     record = VisitRecord.objects.create(
-        id=data.id, municipality_id=municipality_id_of(user), household=household, scheduled_visit=scheduled,
+        id=data.id, municipality_id=municipality_id_of(user), household_id=data.household_id, scheduled_visit=scheduled,
         worker=user, device=device, op_id=op["op_id"], outcome=data.outcome, met_person=data.met_person,
         form=form, answers=data.answers, notes=data.notes, concerns=data.concerns, visited_at=data.visited_at,
-        location=location, accuracy_m=accuracy, distance_m=distance, location_implausible=implausible,
-        supersedes=earlier,
+        location=fix.point(), accuracy_m=fix.accuracy_m, distance_m=fix.distance_m,
+        location_implausible=fix.implausible, supersedes=earlier,
     )
     # The scheduled visit's outcome: recorded by a first record, corrected by one that supersedes a
     # record of the same visit (with its reason, kept with who and when); a second record of a visit
@@ -407,13 +600,10 @@ def apply_visit_create(*, user: User, device: Device, op: dict, context: BatchCo
             )
         except (Conflict, InvalidInput) as exc:
             raise Rejected(exc.code, exc.message, exc.details) from exc
-    flags: dict[str, Any] = {"location_implausible": implausible, "distance_m": round(distance) if distance is not None else None}
-    if after_reassignment:
-        flags["after_reassignment"] = True
-    return {"status": "applied", "id": str(record.pk), "version": 1, "flags": flags}
+    return {"status": "applied", "id": str(record.pk), "version": 1, "flags": fix.flags(after_reassignment=after_reassignment)}
 
 
-def _left_after_visit(user: User, data: VisitCreate) -> tuple[Household, ScheduledVisit]:
+def _left_after_visit(user: User, data: VisitCreate) -> tuple[tuple[float, float] | None, ScheduledVisit]:
     """A visit to a household this worker may no longer see is kept when it was recorded while the
     household was still theirs: the op names a scheduled visit that was this worker's (whatever its
     status now, cancelled by the reassignment included) and `visited_at` is not after the moment
@@ -436,14 +626,7 @@ def _left_after_visit(user: User, data: VisitCreate) -> tuple[Household, Schedul
             left_at = at
     if not was_theirs or (left_at is not None and data.visited_at > left_at):
         raise not_assigned
-    return scheduled.household, scheduled
-
-
-def _distance_m(household: Household, point: Point | None) -> float | None:
-    """Great-circle metres between the household and where the device was."""
-    if point is None or household.location is None:
-        return None
-    return haversine_m(household.location.x, household.location.y, point.x, point.y)
+    return lon_lat(scheduled.household.location), scheduled
 
 
 def household_data(h: Household) -> dict:
@@ -461,8 +644,8 @@ def apply_household_update(*, user: User, device: Device, op: dict, context: Bat
     base = op.get("base_version")
     if not isinstance(base, int) or isinstance(base, bool) or base < 1:
         raise Rejected("invalid", "household.update needs base_version: the version the edit was based on.")
-    household = context.household(data.id)
-    locked = Household.objects.select_for_update().get(pk=household.pk)
+    context.household_at(data.id)  # not_assigned unless the pusher may see it
+    locked = Household.objects.select_for_update().get(pk=data.id)
     changes = data.model_dump(exclude_unset=True, exclude={"id"})
     if "location" in changes:
         changes["location"] = data.location.to_geos() if data.location else None
@@ -617,10 +800,22 @@ def _confirm(device: Device, cursor: str) -> None:
     page = PullPage.objects.filter(pk=cursor, device=device).first()
     if page is None:
         raise Conflict("Unknown or expired cursor: drop local data and pull from an empty cursor.", code="resync_required")
-    for kind, oid, seq in page.items:
-        DeviceHolding.objects.update_or_create(device=device, kind=kind, object_id=oid, defaults={"seq": seq})
-    for kind, oid in page.purges:
-        DeviceHolding.objects.filter(device=device, kind=kind, object_id=oid).delete()
+    # Set-based: one upsert for the page's rows and one delete for its purges, whatever their number.
+    with connection.cursor() as cur:
+        if page.items:
+            cur.execute(
+                "INSERT INTO visits_deviceholding (device_id, kind, object_id, seq)"
+                " SELECT %s, v.kind, v.object_id, v.seq FROM unnest(%s::text[], %s::text[], %s::bigint[])"
+                " AS v(kind, object_id, seq)"
+                " ON CONFLICT (device_id, kind, object_id) DO UPDATE SET seq = EXCLUDED.seq",
+                [str(device.pk), *map(list, zip(*page.items, strict=True))],
+            )
+        if page.purges:
+            cur.execute(
+                "DELETE FROM visits_deviceholding h USING unnest(%s::text[], %s::text[]) AS v(kind, object_id)"
+                " WHERE h.device_id = %s AND h.kind = v.kind AND h.object_id = v.object_id",
+                [*map(list, zip(*page.purges, strict=True)), str(device.pk)],
+            )
 
 
 def holdings_digest(ids: list[str]) -> str:
