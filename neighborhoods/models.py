@@ -199,6 +199,9 @@ class Household(models.Model):
             models.Index(fields=["municipality", "status"], name="household_status"),
             models.Index(fields=["municipality", "address_normalized"], name="household_address_norm"),
             models.Index(fields=["municipality", "match_level"], name="household_match_level"),
+            # The newest change of one municipality (the coverage snapshot's and the tiles' data
+            # version, the sync pull): change_seq alone walks every other town's newer rows first.
+            models.Index(fields=["municipality", "change_seq"], name="household_seq"),
             GinIndex(fields=["risk_flags"], name="household_risk_flags"),
             GinIndex(
                 name="household_address_trgm", fields=["address"], opclasses=["gin_trgm_ops"],

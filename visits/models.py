@@ -284,6 +284,8 @@ class ScheduledVisit(models.Model):
             models.Index(fields=["worker", "date"], name="scheduled_visit_worker_date"),
             models.Index(fields=["campaign", "status"], name="scheduled_visit_campaign"),
             models.Index(fields=["partner_organization", "date"], name="scheduled_visit_partner_date"),
+            # The newest change of one municipality (coverage freshness, tile versions): see Household.
+            models.Index(fields=["municipality", "change_seq"], name="scheduled_visit_seq"),
         ]
         constraints = [
             # One live visit per household and campaign at a time.
