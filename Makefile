@@ -9,13 +9,14 @@ PORT    ?= 8000
 export TSUNAGU_PG_PORT ?= 54329
 RUN     := .local/run
 
-.PHONY: help system venv vendor db migrate demo run stop test lint bench clean backup restore
+.PHONY: help system venv vendor db migrate demo run stop test lint bench load clean backup restore
 
 help:
-	@echo "make run    start PostGIS, the job cluster and the web server on http://127.0.0.1:$(PORT)/ with demo data"
+	@echo "make run    start PostGIS, the job cluster and the web server on http://127.0.0.1:$(PORT)/ with demo data (DEBUG=1 for Django's debug mode)"
 	@echo "make stop   stop what 'make run' started"
 	@echo "make test   lint, types, migration check and the whole test suite (with the API fuzzer) against a real PostGIS"
 	@echo "make bench  benchmarks (ratios against a baseline measured in the same run)"
+	@echo "make load   N tablets + N/5 supervisors (locust) against a real gunicorn, in steps: USERS=5,10,20,40 DURATION=3m"
 	@echo "make backup  pg_dump of the database (as its owner) with a manifest, into .local/backups (BACKUP_DIR=)"
 	@echo "make restore FILE=path/to/x.dump [DB=name]  restore drill: into a new database, checked against the manifest"
 
@@ -75,6 +76,15 @@ test: db venv vendor
 
 bench: db venv
 	@$(PY) bench/run.py $(BENCH_ARGS)
+
+# The load scenario over real HTTP (README "Under load"): what `make run` starts, on a database and
+# port of its own, driven by locust in steps of USERS tablets, a few minutes each.
+LOAD_PORT ?= 8201
+LOAD_DB   ?= tsunagu_load
+USERS     ?= 5,10,20,40,80
+DURATION  ?= 3m
+load: db venv
+	@$(PY) bench/load/run.py --port $(LOAD_PORT) --db $(LOAD_DB) --steps $(USERS) --duration $(DURATION) $(LOAD_ARGS)
 
 # Backups and the restore drill (README "Backups and the restore drill"). Against the local
 # cluster, or the database of DATABASE_OWNER_URL when it is set.
