@@ -120,15 +120,21 @@ def _set(conn: Any, state: _Connection, wanted: Settings) -> None:
         state.atomic = None
 
 
-def ensure_settings(execute: Any, sql: Any, params: Any, many: bool, context: dict[str, Any]) -> Any:
-    """Runs before every query (a Django execute wrapper, installed on every connection): the
-    session settings are made right first, if they are not. Entering and leaving a scope costs
-    nothing until a query needs it, so a request that never touches the database never does."""
-    conn = context["connection"]
+def apply_now(conn: Any) -> None:
+    """Make the connection's session settings those of its current scope, if they are not (one
+    statement, or none). Queries get it from ensure_settings; a request's end calls it directly
+    (rls.middleware), so an idle persistent connection holds no tenant."""
     state = _state(conn)
     wanted = _wanted(state)
     if wanted != state.applied or not _still_set(conn, state):
         _set(conn, state, wanted)
+
+
+def ensure_settings(execute: Any, sql: Any, params: Any, many: bool, context: dict[str, Any]) -> Any:
+    """Runs before every query (a Django execute wrapper, installed on every connection): the
+    session settings are made right first, if they are not. Entering and leaving a scope costs
+    nothing until a query needs it, so a request that never touches the database never does."""
+    apply_now(context["connection"])
     return execute(sql, params, many, context)
 
 

@@ -23,16 +23,12 @@ are no half-written files or clean-up races. UNLOGGED: losing it in a crash cost
 
 import datetime as dt
 import hashlib
-import logging
 import uuid
 from dataclasses import dataclass
 
 from django.db import connection
 
-from backend.tenancy import job_scope, municipality_ids
 from maps import tiles
-
-logger = logging.getLogger("tsunagu.maps")
 
 MAX_AGE = dt.timedelta(days=7)
 MAX_BYTES = 256 * 1024 * 1024  # per municipality
@@ -155,15 +151,3 @@ def compact_changes(municipality_id: int) -> None:
     version stays a lookup of one row whatever was written since."""
     with connection.cursor() as cursor:
         cursor.execute(COMPACT_SQL, {"m": municipality_id})
-
-
-def evict_tile_cache_task() -> dict[int, int]:
-    """Scheduled every 10 minutes (migration maps 0003), for every municipality in turn: tiles
-    evicted per municipality."""
-    evicted = {}
-    for municipality_id in municipality_ids():
-        with job_scope(municipality_id):
-            compact_changes(municipality_id)
-            evicted[municipality_id] = evict(municipality_id)
-    logger.info("tile cache: %s tiles evicted", sum(evicted.values()))
-    return evicted

@@ -6,7 +6,6 @@ connections persist between requests (CONN_MAX_AGE), so an idle connection betwe
 never holds a tenant or a role, whatever the next user of it does first."""
 
 from collections.abc import Callable
-from typing import Any
 
 from django.contrib.auth import SESSION_KEY
 from django.db import DatabaseError, connections
@@ -41,10 +40,6 @@ class TenantScopeMiddleware:
             return tenancy.NOTHING
 
 
-def _no_statement(*args: Any) -> None:
-    return None
-
-
 def return_to_outside(alias: str = "default") -> None:
     """Make the connection's settings the outside ones now, if the request changed them (one
     statement; none when the request set nothing, as a token check alone does not). Not on a
@@ -57,7 +52,7 @@ def return_to_outside(alias: str = "default") -> None:
         return
     try:
         with conn.wrap_database_errors:
-            tenancy.ensure_settings(_no_statement, None, None, False, {"connection": conn})
+            tenancy.apply_now(conn)
     except DatabaseError:
         if not conn.in_atomic_block:
             conn.close()

@@ -671,6 +671,29 @@ OUTCOME_STATES = {
 }
 
 
+def count_attempt(state: CampaignHousehold, visit: ScheduledVisit) -> None:
+    """A new attempt at the household's door, as its campaign state counts it."""
+    state.attempts += 1
+    state.last_attempt_date = visit.date
+    state.last_attempt_band = visit.time_band
+
+
+def take_outcome(visit: ScheduledVisit, state: CampaignHousehold, outcome: str) -> None:
+    """The outcome on the visit and on the household's campaign state: 不在 leaves the household
+    pending, or due a leaflet once the campaign's attempts are used; any other outcome closes it.
+    record_outcome and the sync's set-based first outcomes (visits.sync.bulk) both go through here."""
+    visit.outcome = outcome
+    if outcome == "absent":
+        visit.status = ScheduledVisit.Status.ABSENT
+        state.state = (
+            CampaignHousehold.State.LEAFLET_DUE if state.attempts >= visit.campaign.max_attempts
+            else CampaignHousehold.State.PENDING
+        )
+    else:
+        visit.status = ScheduledVisit.Status.DONE
+        state.state = OUTCOME_STATES[outcome]
+
+
 @transaction.atomic
 def record_outcome(
     *, visit: ScheduledVisit, outcome: str, by: User | None = None, correction_reason: str | None = None,
@@ -712,25 +735,13 @@ def record_outcome(
         if correction_reason:
             raise InvalidInput("There is no recorded outcome to correct on this visit.", code="nothing_to_correct",
                                details=[{"loc": ["body", "correction_reason"]}])
-        # A new attempt.
-        state.attempts += 1
-        state.last_attempt_date = locked.date
-        state.last_attempt_band = locked.time_band
-    locked.outcome = outcome
-    if outcome == "absent":
-        locked.status = ScheduledVisit.Status.ABSENT
-        state.state = (
-            CampaignHousehold.State.LEAFLET_DUE if state.attempts >= locked.campaign.max_attempts
-            else CampaignHousehold.State.PENDING
-        )
-    else:
-        locked.status = ScheduledVisit.Status.DONE
-        state.state = OUTCOME_STATES[outcome]
-        if recorded:
-            # Corrected to a final outcome: a next attempt planned meanwhile is not needed any more.
-            ScheduledVisit.objects.filter(
-                campaign=locked.campaign, household_id=locked.household_id, status=ScheduledVisit.Status.PLANNED
-            ).update(status=ScheduledVisit.Status.CANCELLED, version=F("version") + 1, updated_at=timezone.now())
+        count_attempt(state, locked)
+    take_outcome(locked, state, outcome)
+    if recorded and outcome != "absent":
+        # Corrected to a final outcome: a next attempt planned meanwhile is not needed any more.
+        ScheduledVisit.objects.filter(
+            campaign=locked.campaign, household_id=locked.household_id, status=ScheduledVisit.Status.PLANNED
+        ).update(status=ScheduledVisit.Status.CANCELLED, version=F("version") + 1, updated_at=timezone.now())
     locked.version += 1
     locked.save(update_fields=["status", "outcome", "version", "updated_at"])
     if recorded and outcome == "absent" and ScheduledVisit.objects.filter(

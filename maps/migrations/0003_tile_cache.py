@@ -10,7 +10,7 @@ of the map's inputs, and the job that keeps both small.
   function is SECURITY DEFINER (the schema owner, who is not subject to row-level security): a
   write made in the platform operator's scope (a 自治会 in the admin) notes its change too.
 - the django-q2 schedule `maps-tile-cache` (every 10 minutes) folds the change rows and evicts old
-  tiles (maps.tile_cache.evict_tile_cache_task)."""
+  tiles (maps.tasks.evict_tile_cache_task)."""
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -73,7 +73,7 @@ def add_schedule(apps, schema_editor):
     Schedule.objects.using(schema_editor.connection.alias).update_or_create(
         name=SCHEDULE,
         defaults={
-            "func": "maps.tile_cache.evict_tile_cache_task",
+            "func": "maps.tasks.evict_tile_cache_task",
             "schedule_type": "I",
             "minutes": 10,
             "repeats": -1,

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from backend.tenancy import job_scope
-from maps import queries, tile_cache
+from maps import queries, tasks, tile_cache
 from maps.models import CachedTile, MapDataChange
 from neighborhoods.models import Neighborhood
 from neighborhoods.services import update_household
@@ -275,7 +275,7 @@ def test_compacting_keeps_every_version(mapped):
     m = mapped.town.municipality.pk
     before = _version(mapped)
     assert MapDataChange.objects.filter(municipality_id=m, input="household").count() > 1
-    tile_cache.evict_tile_cache_task()
+    tasks.evict_tile_cache_task()
     assert _version(mapped) == before
     assert MapDataChange.objects.filter(municipality_id=m, input="household").count() == 1
     factories.household(mapped.town.municipality, at=_spot(mapped))
@@ -303,4 +303,4 @@ def test_the_cleanup_is_scheduled(db):
 
     schedule = Schedule.objects.get(name="maps-tile-cache")
     assert schedule.minutes == 10 and schedule.repeats == -1
-    assert import_string(schedule.func) is tile_cache.evict_tile_cache_task
+    assert import_string(schedule.func) is tasks.evict_tile_cache_task

@@ -19,7 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from visits.models import CampaignHousehold, ScheduledVisit
-from visits.services import OUTCOME_STATES
+from visits.services import count_attempt, take_outcome
 
 
 @dataclass
@@ -113,19 +113,8 @@ def record_first_outcomes(outcomes: list[FirstOutcome]) -> None:
             )
             states[key] = state
             new_states.append(state)
-        state.attempts += 1
-        state.last_attempt_date = visit.date
-        state.last_attempt_band = visit.time_band
-        if item.outcome == "absent":
-            visit.status = ScheduledVisit.Status.ABSENT
-            state.state = (
-                CampaignHousehold.State.LEAFLET_DUE if state.attempts >= visit.campaign.max_attempts
-                else CampaignHousehold.State.PENDING
-            )
-        else:
-            visit.status = ScheduledVisit.Status.DONE
-            state.state = OUTCOME_STATES[item.outcome]
-        visit.outcome = item.outcome
+        count_attempt(state, visit)
+        take_outcome(visit, state, item.outcome)
         visit.version += 1
         visit.updated_at = now
         state.updated_at = now
