@@ -124,7 +124,8 @@ def issue_device_token(*, user: User, device_name: str, ip: str | None = None) -
 
 
 # The token check's one statement (rls/schema.py, tsunagu_token_holder): the token, its
-# holder, the holder's municipality and corporation, as (model, columns) in the order selected.
+# holder, the holder's municipality and corporation, as (model, columns) in the order selected,
+# then the session settings of the holder's tenant scope (backend.tenancy.tenant_settings_sql).
 _HOLDER_PARTS = (("token", DeviceToken), ("holder", User), ("municipality", Municipality),
                  ("corporation", PartnerOrganization))
 
@@ -148,12 +149,12 @@ def _holder_statement() -> tuple[str, tuple[tuple[type[models.Model], tuple[Fiel
         for (name, _model), (_m, fields) in zip(_HOLDER_PARTS, parts, strict=True)
         for f in fields
     )
-    return f"SELECT {columns} FROM tsunagu_token_holder(%s) h", parts  # noqa: S608 - names from the models
+    return columns, parts
 
 
 def _instances(row: Sequence[Any]) -> list[models.Model | None]:
     """The row of the token check as model instances, as the ORM would have made them."""
-    _sql, parts = _holder_statement()
+    _columns, parts = _holder_statement()
     out: list[models.Model | None] = []
     position = 0
     for model, fields in parts:
@@ -171,13 +172,19 @@ def _instances(row: Sequence[Any]) -> list[models.Model | None]:
 def _read_holder(token_hash: str) -> DeviceToken | None:
     """One statement over the open connection, before the caller's tenant is known (the function is
     SECURITY DEFINER, so it needs no tenant setting; it runs on the raw connection, as the tenancy's
-    own settings do, so it does not first set the empty scope it would not use)."""
-    sql, _parts = _holder_statement()
+    own settings do, so it does not first set the empty scope it would not use). The same statement
+    makes the session settings of the holder's tenant scope, which the caller enters next: the
+    request's first query needs no statement of its own to set them."""
+    columns, _parts = _holder_statement()
+    settings, settings_params = tenancy.tenant_settings_sql("(h.holder).municipality_id")
+    sql = f"SELECT {columns}, {settings} FROM tsunagu_token_holder(%s) h"  # noqa: S608 - names from the models
     connection.ensure_connection()
     with connection.wrap_database_errors:
-        row = connection.connection.execute(sql, [token_hash]).fetchone()
+        row = connection.connection.execute(sql, [*settings_params, token_hash]).fetchone()
     if row is None:
         return None
+    role, tenant, platform = row[-3:]
+    tenancy.settings_made(connection, (role, tenant, platform))
     token, user, municipality, corporation = _instances(row)
     assert isinstance(token, DeviceToken) and isinstance(user, User)
     User._meta.get_field("municipality").set_cached_value(user, municipality)

@@ -4,24 +4,49 @@ round every endpoint once, so the machine's noise falls on all of them alike. Me
 
 Baselines in the same run: the token lookup a request needs (bench_auth.HOLDER_LOOKUP_SQL) over an
 already open psycopg connection as the application's role in the holder's tenant scope, and a bare
-WSGI hello-world served by the same gunicorn config. The aim for `/me`: within 3x of their sum."""
+WSGI hello-world served by the same gunicorn config. The aim for `/me`: within 3x of their sum.
 
+Then where a request's time goes inside the real server: py-spy samples gunicorn's workers while
+`/me` is requested in a loop (PROFILE_SECONDS, 0 to skip), and the samples taken inside a request
+are grouped by the code they were in (the innermost frame's package): printed as shares, the
+collapsed stacks kept in .local/bench/ for a flame graph."""
+
+import collections
 import os
+import re
 import statistics
+import subprocess
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 
 from bench.bench_auth import HOLDER_LOOKUP_SQL
 from bench.common import Figure
-from bench.http_server import get, gunicorn, server_environment
+from bench.http_server import ROOT, SERVERS, get, gunicorn, server_environment
 from bench.maps_data import synthetic_city
 
 ROUNDS = int(os.environ.get("BENCH_HTTP_ROUNDS", "200"))
 PORT = int(os.environ.get("BENCH_HTTP_PORT", "8101"))
 # Far from the synthetic city (bench/maps_data.py): a neighborhoods tile with nothing in it.
 EMPTY_TILE = "/api/v1/maps/tiles/neighborhoods/13/0/0.mvt"
+PROFILE_SECONDS = int(os.environ.get("BENCH_HTTP_PROFILE_SECONDS", "15"))
+PY_SPY = ROOT / ".venv" / "bin" / "py-spy"
+
+# The innermost frame's file decides the group (first match wins); a sample outside a request (a
+# worker waiting for one) is not counted.
+GROUPS = (
+    ("database (psycopg, waiting for PostgreSQL)", re.compile(r"\((psycopg|psycopg_binary|psycopg_c)/")),
+    ("our code (api/, accounts/, backend/, rls/ …)",
+     re.compile(r"\((api|accounts|audit|backend|maps|neighborhoods|outreach|reports|rls|visits)/")),
+    ("django-ninja + pydantic (parsing, schemas)", re.compile(r"\((ninja|pydantic|pydantic_core)/")),
+    ("Django (handler, middleware, ORM)", re.compile(r"\(django/")),
+    ("gunicorn (HTTP parsing, writing)", re.compile(r"\(gunicorn/")),
+    ("the rest (stdlib, socket, orjson)", re.compile(r".")),
+)
+IN_REQUEST = re.compile(r"handle_request \(gunicorn/")
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -91,6 +116,8 @@ def run() -> list[Figure]:
                 samples[name].append(_timed(lambda path=path, headers=headers: get(PORT, path, headers)))
             samples["hello"].append(_timed(lambda: get(PORT + 1, "/")))
             samples["lookup"].append(_timed(lookup))
+        if PROFILE_SECONDS and "me" in paths:
+            profile_request(PORT, *paths["me"])
     ms = {name: statistics.median(values) * 1000 for name, values in samples.items() if values}
     floor = ms["hello"] + ms["lookup"]
     rows = [
@@ -103,3 +130,52 @@ def run() -> list[Figure]:
     figures.append(Figure("HTTP hello-world (same gunicorn config) / raw lookup (open psycopg)", ms["hello"],
                           ms["lookup"], unit="ms", note=f"medians of {ROUNDS}, one request at a time"))
     return figures
+
+
+def profile_request(port: int, path: str, headers: dict[str, str]) -> None:
+    """py-spy over the server's workers while `path` is requested one at a time; prints the share
+    of in-request samples per group of code (GROUPS) and keeps the collapsed stacks."""
+    if not PY_SPY.exists() or port not in SERVERS:
+        print("  profile: py-spy is not installed (make venv), skipped")
+        return
+    out = ROOT / ".local" / "bench" / "http-me.pyspy.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            get(port, path, headers)
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    try:
+        done = subprocess.run(
+            [str(PY_SPY), "record", "--pid", str(SERVERS[port]), "--subprocesses", "--nonblocking", "--rate", "250",
+             "--duration", str(PROFILE_SECONDS), "--format", "raw", "--output", str(out)],
+            capture_output=True, text=True, check=False,
+        )
+    finally:
+        stop.set()
+        loader.join()
+    if done.returncode != 0 or not out.exists():
+        print(f"  profile: py-spy failed ({done.returncode}): {done.stderr.strip()[:300]}")
+        return
+    shares = summarise(out)
+    total = sum(shares.values())
+    print(f"  where GET {path} spends its time in gunicorn (py-spy, {total} samples inside requests; stacks: {out}):")
+    for name, n in shares.most_common():
+        print(f"    {100 * n / total:5.1f}%  {name}")
+
+
+def summarise(collapsed: Path) -> collections.Counter:
+    """Samples inside a request per group of their innermost frame."""
+    shares: collections.Counter = collections.Counter()
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not IN_REQUEST.search(stack):
+            continue
+        leaf = stack.rsplit(";", 1)[-1]
+        name = next(group for group, pattern in GROUPS if pattern.search(leaf))
+        shares[name] += int(count)
+    return shares
+

@@ -292,7 +292,8 @@ def _tile_sql(town: dict) -> Callable[[], None]:
     with tenancy.scope(municipality_id):
         campaign = access.campaign_for(user, None)
     requests = [
-        tiles.TileRequest(user=user, layer="households", z=z, x=x, y=y, campaign=campaign, today=timezone.localdate())
+        tiles.TileRequest(user=user, layer="households", z=z, x=x, y=y, campaign=campaign.pk if campaign else None,
+                          today=timezone.localdate())
         for z, x, y in _centre_tiles()
     ]
 

@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 CONFIG = ROOT / "backend" / "gunicorn.conf.py"
 HELLO_BODY = b'{"hello":"world"}'
+# port -> the pid of the gunicorn master serving it (while it runs), for a profiler to attach to.
+SERVERS: dict[int, int] = {}
 
 
 def hello(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -57,9 +59,11 @@ def gunicorn(port: int, *, app: str | None = None, env: dict[str, str] | None = 
     failed = True
     try:
         _wait_until_up(port, process, logs)
+        SERVERS[port] = process.pid
         yield f"http://127.0.0.1:{port}"
         failed = False
     finally:
+        SERVERS.pop(port, None)
         process.terminate()
         try:
             process.wait(timeout=20)

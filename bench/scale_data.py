@@ -83,7 +83,22 @@ def _build(town, households: int, seed: float) -> None:
         for step in steps:
             started = time.perf_counter()
             step(cur, p)
+            # The next step joins what this one wrote: without statistics of the rows this
+            # transaction added (autovacuum cannot see them yet) the planner took 1.8 million
+            # campaign households for a few and nested-looped over them for most of an hour.
+            cur.execute("ANALYZE")
             print(f"      {step.__name__.strip('_')}: {time.perf_counter() - started:.0f}s")
+        # The triggers were off (replica): the 自治会's household tallies as migration
+        # neighborhoods/0007 fills them.
+        cur.execute(
+            """
+            INSERT INTO neighborhoods_householdtally (neighborhood_id, municipality_id, households)
+            SELECT h.neighborhood_id, %(m)s, count(*) FROM neighborhoods_household h
+             WHERE h.municipality_id = %(m)s AND h.neighborhood_id IS NOT NULL AND h.merged_into_id IS NULL
+             GROUP BY h.neighborhood_id
+            ON CONFLICT (neighborhood_id) DO UPDATE SET households = EXCLUDED.households
+            """, p,
+        )
     with connection.cursor() as cur:
         cur.execute("ANALYZE")  # statistics, as autovacuum would leave them on a live database
 

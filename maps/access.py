@@ -18,14 +18,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.core.exceptions import EmptyResultSet
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.shortcuts import get_object_or_404
 
 from accounts.access import municipality_id_of
 from accounts.models import User
 from accounts.roles import Role
 from backend.errors import Forbidden
-from neighborhoods.access import visible_households
+from neighborhoods.access import household_scope, visible_households
 from visits.access import visible_campaigns
 from visits.models import Campaign
 
@@ -61,8 +62,15 @@ def household_condition(user: User, column: str = "h.id") -> SqlCondition:
     return _membership(visible_households(user), column) or FALSE
 
 
+# What neighborhoods.access.household_scope gives a role that sees no households.
+NO_HOUSEHOLDS = Q(pk__in=[])
+
+
 def may_see_households(user: User) -> bool:
-    return _membership(visible_households(user), "id") is not None
+    """Read from the role's household condition itself rather than from its compiled SQL: every
+    households tile asks, 304s and cached tiles too, and compiling took longer than their one
+    statement (tests/maps/test_tile_round_trips.py holds this to the compiled answer)."""
+    return household_scope(user) != NO_HOUSEHOLDS
 
 
 def open_concern_condition(user: User, column: str = "h.id") -> SqlCondition | None:
@@ -144,19 +152,42 @@ def allowed_layers(user: User, layers: tuple[str, ...]) -> list[str]:
 
 def campaign_for(user: User, campaign_id: int | None) -> Campaign | None:
     """The campaign a map shows: the one asked for (another municipality's answers 404), else the
-    municipality's current one (the latest running, else the latest started, else None)."""
+    municipality's current one (current_campaign)."""
     campaigns = visible_campaigns(user)
     if campaign_id is not None:
         return get_object_or_404(campaigns, pk=campaign_id)
     return current_campaign(campaigns)
 
 
+# The current campaign: the latest running, else the latest started (not a draft), else the latest
+# draft. One order, for the ORM (current_campaign) and for SQL (campaign_choice_sql) alike.
+CURRENT_FIRST = (  # each descending
+    f"status = '{Campaign.Status.RUNNING.value}'", f"status <> '{Campaign.Status.DRAFT.value}'", "start_date", "id",
+)
+
+
 def current_campaign(campaigns: QuerySet[Campaign]) -> Campaign | None:
-    running = campaigns.filter(status=Campaign.Status.RUNNING).order_by("-start_date", "-pk").first()
-    if running is not None:
-        return running
-    return campaigns.exclude(status=Campaign.Status.DRAFT).order_by("-start_date", "-pk").first() or \
-        campaigns.order_by("-start_date", "-pk").first()
+    return campaigns.order_by(*(RawSQL(term, ()).desc() for term in CURRENT_FIRST)).first()  # noqa: S611 - constants
+
+
+# campaign_for in one scalar subquery. Campaigns are visible by municipality
+# (visits.access.visible_campaigns); tests/maps/test_tile_campaign.py holds the two to the same
+# answers for every role. Written out rather than compiled from the queryset: compiling it took
+# longer than the statement that uses it.
+_ASKED_SQL = "(SELECT id FROM visits_campaign WHERE municipality_id = %s AND id = %s)"
+_CURRENT_SQL = (
+    "(SELECT id FROM visits_campaign WHERE municipality_id = %s"  # noqa: S608 - constants
+    f" ORDER BY {', '.join(f'{term} DESC' for term in CURRENT_FIRST)} LIMIT 1)"
+)
+
+
+def campaign_choice_sql(user: User, campaign_id: int | None) -> tuple[str, list]:
+    """campaign_for as a scalar SQL subquery of the chosen campaign's id (NULL: there is none, or
+    the one asked for is not the user's), for a statement that needs the campaign and its data in
+    one round trip (a tile's version); the caller answers 404 when an id asked for comes back NULL."""
+    if campaign_id is not None:
+        return _ASKED_SQL, [municipality_id_of(user), campaign_id]
+    return _CURRENT_SQL, [municipality_id_of(user)]
 
 
 def check_filter_ids(

@@ -30,6 +30,8 @@ class CoverageCell(models.Model):
     moved_or_vacant = models.PositiveIntegerField(default=0)
     absent_pending = models.PositiveIntegerField(default=0)
     not_visited = models.PositiveIntegerField(default=0)
+    # Of the households not finished, those absent until a leaflet is due (campaign progress shows it).
+    leaflet_due = models.PositiveIntegerField(default=0)
 
     class Meta:
         verbose_name = "訪問状況 (自治会別)"

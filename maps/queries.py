@@ -233,6 +233,28 @@ def _empty_totals() -> dict:
     return t
 
 
+# The snapshot's cells of one campaign as visits.coverage.campaign_cells computes them live (the same
+# keys, CELL_KEYS), labelled with the 自治会's code and name, in target order.
+CAMPAIGN_CELLS_READ_SQL = f"""
+SELECT c.neighborhood_id, n.code, n.name, c.position, c.district_id, c.daily_life_area_id,
+       c.partner_organization_id, {", ".join(f"c.{k}" for k in (*coverage.COUNTS, "leaflet_due"))},
+       {_CELL_FINISHED} AS finished,
+       coalesce({coverage.coverage_pct_sql(_CELL_FINISHED, "c.in_scope")}, 0)::float8 AS coverage_pct,
+       {_CELL_STATE} AS state
+  FROM maps_coveragecell c
+  JOIN neighborhoods_neighborhood n ON n.id = c.neighborhood_id
+ WHERE c.municipality_id = %(municipality)s AND c.campaign_id = %(campaign)s
+ ORDER BY c.position, c.neighborhood_id
+"""  # noqa: S608 - constant fragments, values bound
+
+
+def read_campaign_cells(*, campaign_id: int, municipality_id: int) -> list[dict]:
+    """The snapshot's cells of a campaign (campaign progress reads them): what
+    visits.coverage.campaign_cells answers live, as of the snapshot's refresh."""
+    rows = fetch_dicts(CAMPAIGN_CELLS_READ_SQL, {"campaign": campaign_id, "municipality": municipality_id})
+    return [{k: r[k] for k in coverage.CELL_KEYS} for r in rows]
+
+
 WEEKLY_SQL = """
 WITH weeks AS (
   SELECT w.week, sum(w.finished)::int AS finished
@@ -486,11 +508,15 @@ class VersionContext:
     municipality_id: int
     user_id: int
     campaign_id: int | None = None
+    # Instead of campaign_id: a column of the statement holding it (a tile's version chooses its
+    # campaign in the same statement, maps.tiles.version_sql).
+    campaign_column: str | None = None
 
 
 # Inputs whose version is the municipality's sum of maps_mapdatachange rows, kept by statement-level
-# triggers on these tables (migration maps 0003): every committed change adds to it, another
-# municipality's changes do not, and reading it is one index-only lookup.
+# triggers on these tables (migrations maps 0003 and, for the reports' other inputs, reports 0003):
+# every committed change adds to it, another municipality's changes do not, and reading it is one
+# index-only lookup.
 LOGGED_INPUTS = {
     "household": "neighborhoods_household",
     "neighborhood": "neighborhoods_neighborhood",
@@ -501,6 +527,17 @@ LOGGED_INPUTS = {
     "campaign": "visits_campaign",
     "concern": "outreach_concern",
     "case": "outreach_outreachcase",
+    # reports 0003 (reports.snapshots)
+    "daily_life_area": "neighborhoods_dailylifearea",
+    "district": "neighborhoods_district",
+    "campaign_target": "visits_campaignneighborhood",
+    "scheduled_visit": "visits_scheduledvisit",
+    "partner": "visits_partnerorganization",
+    "user": "accounts_user",
+    "concern_transition": "outreach_concerntransition",
+    "case_contact": "outreach_casecontact",
+    "case_meeting": "outreach_casemeeting",
+    "meeting": "outreach_meeting",
 }
 
 _LOGGED_SQL = (
@@ -517,8 +554,9 @@ def _version_part(name: str, ctx: VersionContext) -> tuple[str, list]:
         return (f"(SELECT coalesce(string_agg({hood_col}::text, ',' ORDER BY {hood_col}), '')"  # noqa: S608 - constant fragments, values bound
                 f" FROM {table} WHERE {user_col} = %s)", [ctx.user_id])
     if name == "coverage":
-        return ("(SELECT coalesce(extract(epoch FROM refreshed_at)::text, '-') FROM maps_coveragerefresh"
-                " WHERE campaign_id = %s)", [ctx.campaign_id])
+        campaign, params = (ctx.campaign_column, []) if ctx.campaign_column else ("%s", [ctx.campaign_id])
+        return ("(SELECT coalesce(extract(epoch FROM refreshed_at)::text, '-') FROM maps_coveragerefresh"  # noqa: S608 - a column name from the caller's code
+                f" WHERE campaign_id = {campaign})", params)
     raise ValueError(f"unknown version part {name!r}")
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel as Schema
+from pydantic import Field
 
 
 class MapPointOut(Schema):
@@ -138,7 +139,8 @@ class OverdueItem(Schema):
 
 class MapOverdueOut(Schema):
     items: list[OverdueItem]
-    count: int
+    count: int = Field(..., description="Overdue cases and 見守り, exact up to the cap (10,000); the cap when count_capped")
+    count_capped: bool
 
 
 class LayerOut(Schema):

@@ -8,12 +8,14 @@ backups and retention; a lookup is one statement with the version read (one snap
 trip), every web worker and machine shares it, and a render replaces its entry in place, so there
 are no half-written files or clean-up races. UNLOGGED: losing it in a crash costs renders only.
 
-- key = hash(municipality, layer, z/x/y, options, cache scope): whose view (tiles.cache_scope:
-  shared layers by the municipality, coordinators and supervisors by role, everyone else by user);
-  one row per key, replaced when a render finds a newer version.
-- version = tiles.version_sql: the per-municipality versions of the layer's inputs (kept by
-  triggers, maps.queries.LOGGED_INPUTS), the coverage snapshot, the 民生委員's 自治会, the day for
-  daily layers. A lookup reads the version and the entry in one statement and takes the entry only
+- key = hash(municipality, layer, z/x/y, options (the campaign asked for, not the one chosen),
+  cache scope): whose view (tiles.cache_scope: shared layers by the municipality, coordinators and
+  supervisors by role, everyone else by user); one row per key, replaced when a render finds a
+  newer version.
+- version = tiles.version_sql: the campaign shown (so the entry of "the current campaign" is made
+  again when another campaign becomes current), the per-municipality versions of the layer's
+  inputs (kept by triggers, maps.queries.LOGGED_INPUTS), the coverage snapshot, the 民生委員's
+  自治会, the day for daily layers. A lookup reads the version and the entry in one statement and takes the entry only
   if its version is the current one, so a tile is never served after the data under it changed.
 - a miss renders the tile and stores it in one statement (version and tile from one snapshot).
 - bounded: besides replacement per key, `evict` drops entries rendered more than MAX_AGE ago and
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 
+from backend import tenancy
 from maps import tiles
 
 MAX_AGE = dt.timedelta(days=7)
@@ -50,8 +53,8 @@ class Lookup:
 
 
 LOOKUP_SQL = """
-WITH v AS (SELECT {version} AS version)
-SELECT v.version, c.tile
+WITH v AS ({version})
+SELECT v.campaign_id, v.version, c.tile
   FROM v LEFT JOIN maps_cachedtile c ON c.key = %s AND c.version = v.version
 """
 
@@ -60,7 +63,7 @@ SELECT v.version, c.tile
 # wins never matters for correctness).
 STORE_SQL = """
 WITH made AS MATERIALIZED (  -- made once (inlined, each use of made.tile would make the tile again)
-  SELECT {version} AS version, ({tile}) AS tile
+  SELECT v.version, ({tile}) AS tile FROM ({version}) v
 )
 INSERT INTO maps_cachedtile (key, municipality_id, layer, version, tile, size, rendered_at)
 SELECT %s, %s, %s, made.version, made.tile, octet_length(made.tile), now() FROM made
@@ -70,17 +73,22 @@ RETURNING version, tile
 """
 
 
-def lookup(req: tiles.TileRequest) -> Lookup:
-    """The tile's current version and its cached bytes if they were made at that version."""
+def lookup(req: tiles.TileRequest, *, last: bool = False) -> Lookup:
+    """The tile's current version and its cached bytes if they were made at that version. `last`:
+    as for tiles.etag."""
     vsql, vparams = tiles.version_sql(req)
+    sql = LOOKUP_SQL.format(version=vsql)
     with connection.cursor() as cursor:
-        cursor.execute(LOOKUP_SQL.format(version=vsql), [*vparams, cache_key(req)])
-        version, tile = cursor.fetchone()
-    return Lookup(version or "", bytes(tile) if tile is not None else None)
+        cursor.execute(tenancy.then_outside(sql) if last else sql, [*vparams, cache_key(req)])
+        campaign_id, version, tile = cursor.fetchone()
+    if last:
+        tenancy.outside_made(connection)
+    return Lookup(tiles.checked_version(req, campaign_id, version), bytes(tile) if tile is not None else None)
 
 
-def render_and_keep(req: tiles.TileRequest) -> tuple[bytes, str]:
-    """Render the tile (its one ST_AsMVT statement) and keep it, in one statement: (bytes, version)."""
+def render_and_keep(req: tiles.TileRequest, *, last: bool = False) -> tuple[bytes, str]:
+    """Render the tile (its one ST_AsMVT statement) and keep it, in one statement: (bytes, version).
+    `last`: as for tiles.etag."""
     vsql, vparams = tiles.version_sql(req)
     tsql, tparams = tiles.tile_sql(req)
     sql = tiles.TILE_SETTINGS + STORE_SQL.format(version=vsql, tile=tsql)
@@ -89,21 +97,24 @@ def render_and_keep(req: tiles.TileRequest) -> tuple[bytes, str]:
         # the WAL to reach the disk (it was 5 of the 11 ms of a small tile's miss here). Inside a
         # caller's transaction the setting would reach the caller's writes too, so it is left alone.
         sql = "SET LOCAL synchronous_commit = off;" + sql
-    params = [*vparams, *tparams, cache_key(req), req.user.municipality_id, req.layer]
+    params = [*tparams, *vparams, cache_key(req), req.user.municipality_id, req.layer]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(tenancy.then_outside(sql) if last else sql, params)
         while cursor.description is None and cursor.nextset():
             pass
         version, tile = cursor.fetchone()
+    if last:
+        tenancy.outside_made(connection)
     return bytes(tile) if tile is not None else b"", version or ""
 
 
-def tile_with_etag(req: tiles.TileRequest) -> tuple[bytes, str]:
-    """The tile and its ETag: from the cache at the current version, else rendered and kept."""
-    found = lookup(req)
+def tile_with_etag(req: tiles.TileRequest, *, last: bool = False) -> tuple[bytes, str]:
+    """The tile and its ETag: from the cache at the current version, else rendered and kept.
+    `last`: the request makes no other statement after this (as for tiles.etag)."""
+    found = lookup(req, last=last)
     if found.tile is not None:
         return found.tile, tiles.tag(req, found.version)
-    body, version = render_and_keep(req)
+    body, version = render_and_keep(req, last=last)
     return body, tiles.tag(req, version)
 
 

@@ -17,13 +17,18 @@ The hexagon grid is one fixed grid (ST_HexagonGrid, edge HEXAGON_SIZE in EPSG:38
 245 m on the ground at 35°N) at every zoom: grids of several sizes could be subtracted from one
 another to uncover the small cells that are suppressed.
 
-ETag = hash(layer, z/x/y, the layer's options, the caller's scope key, the data version of the
-layer's inputs). The data version is read in one statement of index lookups: per municipality and
-input table, the sum kept by statement-level triggers (maps.queries.LOGGED_INPUTS: households,
-visit records, campaign states, concerns, cases, 自治会, resources, allocations, campaigns), the
-coverage snapshot's refresh time, the commissioner's 自治会; and the day, for the layers computed
-against today (households: no contact within N months; cases: overdue). A tile is served again
-from maps.tile_cache while that version holds."""
+ETag = hash(layer, z/x/y, the layer's options (the campaign asked for, if any), the caller's scope
+key, the version). The version is read in one statement of index lookups: the campaign the tile
+shows (自治会 and households: the one asked for if it is the caller's municipality's, else the
+current one; chosen in that statement, maps.access.campaign_choice_sql, so choosing it costs no
+round trip), and the data version of the layer's inputs: per municipality and input table, the sum
+kept by statement-level triggers (maps.queries.LOGGED_INPUTS: households, visit records, campaign
+states, concerns, cases, 自治会, resources, allocations, campaigns), the coverage snapshot's refresh
+time, the commissioner's 自治会; and the day, for the layers computed against today (households: no
+contact within N months; cases: overdue). A tile is served again from maps.tile_cache while that
+version holds. A revalidation (304) and a tile from the cache are each that one statement after
+the token check, and it also returns the session to the outside settings (backend.tenancy
+.then_outside), so the request's end has no statement left to make."""
 
 import datetime as dt
 import hashlib
@@ -31,15 +36,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from django.db import connection
+from django.http import Http404
 from django.utils import timezone
 
 from accounts.access import municipality_id_of
 from accounts.models import User
+from backend import tenancy
 from backend.errors import InvalidInput, NotFound
 from maps import access, queries
 from outreach.models import case_overdue_sql
 from visits import coverage
-from visits.models import Campaign
 
 MAX_ZOOM = 22
 EXTENT = 4096
@@ -56,14 +62,14 @@ class TileRequest:
     z: int
     x: int
     y: int
-    campaign: Campaign | None = None
+    campaign: int | None = None  # asked for (layers that show one); None: the current one
     months: int = 6
     indicators: tuple[str, ...] = ()
     today: dt.date = field(default_factory=timezone.localdate)
 
     def options(self) -> str:
         """What the caller chose (the day is part of the version of the layers that use it)."""
-        parts = [f"c{self.campaign.pk if self.campaign else '-'}"]
+        parts = [f"c{'-' if self.campaign is None else self.campaign}"]
         if self.layer == "households":
             parts += [f"m{self.months}", "i" + ",".join(self.indicators)]
         return ";".join(parts)
@@ -78,6 +84,7 @@ class Layer:
     build: Callable[[TileRequest], tuple[str, list]]
     feature_id: str | None = None
     daily: bool = False  # computed against today (Asia/Tokyo): the day is part of its version
+    campaign: bool = False  # shows a campaign (the one asked for, else the current one): part of its version
     shared: bool = False  # the same for every caller of the municipality (no person in it)
 
 
@@ -97,9 +104,9 @@ def _neighborhoods(req: TileRequest) -> tuple[str, list]:
            CASE WHEN c.neighborhood_id IS NOT NULL THEN {state} END AS state
       FROM bounds b
       JOIN neighborhoods_neighborhood n ON n.geom && b.env4326
-      LEFT JOIN maps_coveragecell c ON c.campaign_id = %s AND c.neighborhood_id = n.id
+      LEFT JOIN maps_coveragecell c ON c.campaign_id = b.campaign_id AND c.neighborhood_id = n.id
      WHERE n.municipality_id = %s"""  # noqa: S608 - constant fragments, values bound
-    return sql, [req.campaign.pk if req.campaign else None, req.user.municipality_id]
+    return sql, [req.user.municipality_id]
 
 
 def _households(req: TileRequest) -> tuple[str, list]:
@@ -116,12 +123,12 @@ def _households(req: TileRequest) -> tuple[str, list]:
                cch.state AS campaign_state
           FROM bounds b
           JOIN neighborhoods_household h ON h.location && b.env4326
-          LEFT JOIN visits_campaignhousehold cch ON cch.campaign_id = %s AND cch.household_id = h.id
+          LEFT JOIN visits_campaignhousehold cch ON cch.campaign_id = b.campaign_id AND cch.household_id = h.id
          WHERE {scope.sql}
         OFFSET 0  -- computed once per household, not once per use of each indicator
       ) x
      WHERE {match}"""  # noqa: S608 - constant fragments, values bound
-    return sql, [*ind.params, req.campaign.pk if req.campaign else None, *scope.params]
+    return sql, [*ind.params, *scope.params]
 
 
 def _concerns(req: TileRequest) -> tuple[str, list]:
@@ -217,21 +224,23 @@ LAYERS: dict[str, Layer] = {
     layer.name: layer
     for layer in (
         Layer("neighborhoods", 8, MAX_ZOOM, ("neighborhood", "coverage"), _neighborhoods, feature_id="fid",
-              shared=True),
+              shared=True, campaign=True),
         Layer("resources", 10, MAX_ZOOM, ("resource",), _resources, feature_id="fid", shared=True),
         Layer("hexagons", 12, MAX_ZOOM, ("household",), _hexagons, shared=True),
         Layer("concerns", 12, MAX_ZOOM, ("concern", "household"), _concerns),
         Layer("cases", 12, MAX_ZOOM, ("case", "household"), _cases, daily=True),
         # + the scope's inputs for roles that see part of the municipality (access.scope_version_parts)
         Layer("households", 14, MAX_ZOOM,
-              ("household", "visit_record", "campaign_household", "concern", "case"), _households, daily=True),
+              ("household", "visit_record", "campaign_household", "concern", "case"), _households, daily=True,
+              campaign=True),
     )
 }
 
 TILE_SQL = """
 WITH bounds AS (
   SELECT ST_TileEnvelope(%s, %s, %s) AS env,
-         ST_Transform(ST_TileEnvelope(%s, %s, %s, margin => %s), 4326) AS env4326
+         ST_Transform(ST_TileEnvelope(%s, %s, %s, margin => %s), 4326) AS env4326,
+         {campaign} AS campaign_id
 ),
 features AS (
   SELECT * FROM ({select}) s WHERE s.geom IS NOT NULL
@@ -280,14 +289,24 @@ def check_zoom(layer: Layer, z: int) -> None:
         )
 
 
+def campaign_sql(req: TileRequest) -> tuple[str, list]:
+    """The id of the campaign the tile shows, chosen in SQL by the statement that needs it
+    (maps.access.campaign_choice_sql: the one asked for if the caller may see it, else the current
+    one), so choosing it costs no round trip of its own; NULL for the layers that show none."""
+    if not LAYERS[req.layer].campaign:
+        return "NULL::bigint", []
+    return access.campaign_choice_sql(req.user, req.campaign)
+
+
 def tile_sql(req: TileRequest) -> tuple[str, list]:
     """The one statement that makes the tile, with its parameters (the bench runs it directly)."""
     layer = LAYERS[req.layer]
     select, select_params = layer.build(req)
+    campaign, campaign_params = campaign_sql(req)
     margin = BUFFER / EXTENT
     feature_id = f", '{layer.feature_id}'" if layer.feature_id else ""
-    sql = TILE_SQL.format(select=select, extent=EXTENT, feature_id=feature_id)
-    params = [req.z, req.x, req.y, req.z, req.x, req.y, margin, *select_params, layer.name]
+    sql = TILE_SQL.format(select=select, extent=EXTENT, feature_id=feature_id, campaign=campaign)
+    params = [req.z, req.x, req.y, req.z, req.x, req.y, margin, *campaign_params, *select_params, layer.name]
     return sql, params
 
 
@@ -307,17 +326,33 @@ def render(req: TileRequest) -> bytes:
     return bytes(value) if value is not None else b""
 
 
+VERSION_SQL = """
+SELECT s.campaign_id, concat_ws('|', 'c' || coalesce(s.campaign_id::text, '-'), {parts}, %s::text) AS version
+  FROM (SELECT {campaign} AS campaign_id OFFSET 0) s  -- chosen once (pulled up, each use would choose again)
+"""
+
+
 def version_sql(req: TileRequest) -> tuple[str, list]:
-    """The expression of the tile's data version (its inputs' versions, and the day for a daily
-    layer): what its ETag and its cache entry are made of, read by index lookups only."""
+    """The statement of the tile's version, one row (campaign_id, version): the campaign it shows
+    and the data version of its inputs (and the day for a daily layer), what its ETag and its
+    cache entry are made of, read by index lookups only."""
     layer = LAYERS[req.layer]
     parts = layer.versions + (access.scope_version_parts(req.user) if req.layer == "households" else ())
     ctx = queries.VersionContext(
-        municipality_id=municipality_id_of(req.user), user_id=req.user.pk,
-        campaign_id=req.campaign.pk if req.campaign else None,
+        municipality_id=municipality_id_of(req.user), user_id=req.user.pk, campaign_column="s.campaign_id",
     )
-    sql, params = queries.version_sql(parts, ctx)
-    return f"concat_ws('|', {sql}, %s::text)", [*params, req.today.isoformat() if layer.daily else ""]
+    parts_sql, parts_params = queries.version_sql(parts, ctx)
+    campaign, campaign_params = campaign_sql(req)
+    day = req.today.isoformat() if layer.daily else ""
+    return VERSION_SQL.format(parts=parts_sql, campaign=campaign), [*parts_params, day, *campaign_params]
+
+
+def checked_version(req: TileRequest, campaign_id: int | None, version: str | None) -> str:
+    """The version read by version_sql, once the campaign asked for is known to be the caller's:
+    another municipality's campaign, or none, answers 404 (as maps.access.campaign_for)."""
+    if req.campaign is not None and campaign_id is None:
+        raise Http404("No Campaign matches the given query.")
+    return version or ""
 
 
 def tag(req: TileRequest, version: str) -> str:
@@ -328,13 +363,17 @@ def tag(req: TileRequest, version: str) -> str:
     return 'W/"' + hashlib.sha256(basis.encode()).hexdigest()[:32] + '"'
 
 
-def etag(req: TileRequest) -> str:
-    """The tile's ETag without making the tile (for If-None-Match): index lookups only."""
+def etag(req: TileRequest, *, last: bool = False) -> str:
+    """The tile's ETag without making the tile (for If-None-Match): one statement of index lookups.
+    `last`: likely the request's last statement, so it also returns the session to the outside
+    settings (backend.tenancy.then_outside)."""
     sql, params = version_sql(req)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {sql}", params)
-        version = cursor.fetchone()[0] or ""
-    return tag(req, version)
+        cursor.execute(tenancy.then_outside(sql) if last else sql, params)
+        campaign_id, version = cursor.fetchone()
+    if last:
+        tenancy.outside_made(connection)
+    return tag(req, checked_version(req, campaign_id, version))
 
 
 def render_with_etag(req: TileRequest) -> tuple[bytes, str]:
@@ -343,11 +382,12 @@ def render_with_etag(req: TileRequest) -> tuple[bytes, str]:
     vsql, vparams = version_sql(req)
     tsql, tparams = tile_sql(req)
     with connection.cursor() as cursor:
-        cursor.execute(f"{TILE_SETTINGS} SELECT {vsql}, ({tsql})", [*vparams, *tparams])
+        cursor.execute(f"{TILE_SETTINGS} SELECT v.campaign_id, v.version, ({tsql}) FROM ({vsql}) v",  # noqa: S608 - constant fragments, values bound
+                       [*tparams, *vparams])
         while cursor.description is None and cursor.nextset():
             pass
-        version, value = cursor.fetchone()
-    return (bytes(value) if value is not None else b""), tag(req, version or "")
+        campaign_id, version, value = cursor.fetchone()
+    return (bytes(value) if value is not None else b""), tag(req, checked_version(req, campaign_id, version))
 
 
 def cache_scope(req: TileRequest) -> str:

@@ -3,7 +3,8 @@
 from uuid import UUID
 
 from django.contrib.gis.geos import Polygon
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Schema, Status
@@ -48,7 +49,7 @@ def list_daily_life_areas(request: AuthedRequest):
         access.visible_daily_life_areas(request.auth)
         .annotate(
             neighborhood_count=Count("neighborhoods", distinct=True),
-            household_count=Count("neighborhoods__households", distinct=True),
+            household_count=Coalesce(Sum("neighborhoods__tally__households"), 0),
         )
         .order_by("name", "pk")
     )

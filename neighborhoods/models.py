@@ -327,6 +327,25 @@ class CommunityResource(models.Model):
         return self.name
 
 
+class HouseholdTally(models.Model):
+    """How many households a 自治会 has (those not merged into another: the ones its lists show),
+    kept by statement-level triggers on neighborhoods_household (migration 0007) as households are
+    imported, moved, merged or deleted. The 自治会 list, the 日常生活圏域 list and the GeoJSON read
+    these rows instead of counting a whole town's households per request (1.8 million in the largest).
+    The row goes with its 自治会 by the database's own ON DELETE CASCADE (the ORM's delete would
+    otherwise remove it before the households it counts leave the 自治会)."""
+
+    neighborhood = models.OneToOneField(
+        Neighborhood, on_delete=models.DO_NOTHING, db_constraint=False, primary_key=True, related_name="tally",
+    )
+    municipality = models.ForeignKey(Municipality, on_delete=models.PROTECT, related_name="+")
+    households = models.IntegerField(default=0)
+
+    class Meta:
+        verbose_name = "自治会の世帯数"
+        verbose_name_plural = "自治会の世帯数"
+
+
 class DistinctHouseholds(models.Model):
     """Two households a coordinator judged NOT to be duplicates, so the duplicate report stops
     listing them as a pair. Stored once per pair, the smaller id first."""

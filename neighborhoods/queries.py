@@ -4,22 +4,17 @@ import json
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, QuerySet
 from django.db.models.functions import Coalesce
 
 from neighborhoods.models import Household, Neighborhood
 
 
 def with_household_counts(neighborhoods: QuerySet[Neighborhood]) -> QuerySet[Neighborhood]:
-    counts = (
-        Household.objects.filter(neighborhood_id=OuterRef("pk"))
-        .order_by()
-        .values("neighborhood_id")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
+    """The 自治会 with `household_count` (households not merged into another), read from their
+    tallies (HouseholdTally) rather than counted."""
     return neighborhoods.select_related("district", "daily_life_area").annotate(
-        household_count=Coalesce(Subquery(counts, output_field=IntegerField()), 0)
+        household_count=Coalesce(F("tally__households"), 0)
     )
 
 
@@ -52,14 +47,11 @@ class FeatureProperties:
 
 
 HOUSEHOLD_COUNTS = FeatureProperties(
-    pairs="'kana', n.kana, 'district', d.name, 'daily_life_area', a.name, 'household_count', COALESCE(hc.n, 0)",
+    pairs="'kana', n.kana, 'district', d.name, 'daily_life_area', a.name, 'household_count', COALESCE(hc.households, 0)",
     joins="""
 LEFT JOIN neighborhoods_district d ON d.id = n.district_id
 LEFT JOIN neighborhoods_dailylifearea a ON a.id = n.daily_life_area_id
-LEFT JOIN (
-  SELECT neighborhood_id, count(*) AS n FROM neighborhoods_household
-   WHERE municipality_id = %(municipality)s AND neighborhood_id IS NOT NULL GROUP BY neighborhood_id
-) hc ON hc.neighborhood_id = n.id""",
+LEFT JOIN neighborhoods_householdtally hc ON hc.neighborhood_id = n.id""",
 )
 
 _FEATURE_COLLECTION_SQL = """

@@ -5,7 +5,7 @@ from uuid import UUID
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from ninja import Query, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from accounts.access import municipality_id_of
@@ -14,6 +14,7 @@ from api.auth import AuthedRequest
 from api.output import with_output_attrs
 from api.pagination import Paginated
 from audit.services import record_read
+from backend.db import capped_count
 from backend.errors import Forbidden
 from neighborhoods.access import visible_neighborhoods
 from outreach import access, overdue, services
@@ -343,28 +344,43 @@ def close_case(request: AuthedRequest, case_id: UUID, payload: CloseIn):
 
 
 class OverdueCasesAndWatchesOut(Schema):
-    """Two lists in one object, not a page: everything overdue today (computed when read), cases
-    and 見守り apart; the paginated, map-ready list of the same is /maps/overdue."""
+    """Two lists in one object, not a page: what is overdue today (computed when read), cases and
+    見守り apart, the longest overdue first, at most `limit` of each, with how many there are (capped
+    as every list's count); the paginated, map-ready list of the same is /maps/overdue."""
 
     cases: list[CaseOut]
     watches: list[WatchOut]
+    cases_count: int
+    watches_count: int
+    count_capped: bool = Field(..., description="True when a count stopped at the cap (10,000)")
+
+
+class OverdueListsQuery(Schema):
+    limit: int = Field(100, ge=1, le=500, description="At most this many cases and this many 見守り")
+
+
+def _overdue_answer(scope: overdue.OverdueScope, limit: int) -> dict:
+    today = timezone.localdate()
+    cases, watches = overdue.cases(scope, today), overdue.watches(scope, today)
+    cases_count, cases_more = capped_count(cases)
+    watches_count, watches_more = capped_count(watches)
+    return {"cases": list(cases[:limit]), "watches": list(watches[:limit]), "cases_count": cases_count,
+            "watches_count": watches_count, "count_capped": cases_more or watches_more}
 
 
 @router.get(
     "/me/overdue", response=OverdueCasesAndWatchesOut,
-    summary="My overdue cases (workers) and 見守り (民生委員): {cases, watches}, not paginated",
+    summary="My overdue cases (workers) and 見守り (民生委員): {cases, watches}, the longest overdue first",
 )
-def my_overdue(request: AuthedRequest):
-    scope, today = overdue.of_user(request.auth), timezone.localdate()
-    return {"cases": list(overdue.cases(scope, today)), "watches": list(overdue.watches(scope, today))}
+def my_overdue(request: AuthedRequest, q: Query[OverdueListsQuery]):
+    return _overdue_answer(overdue.of_user(request.auth), q.limit)
 
 
 @router.get(
     "/overdue", response=OverdueCasesAndWatchesOut,
-    summary="All overdue cases and 見守り (coordinators, supervisors): {cases, watches}, not paginated",
+    summary="Overdue cases and 見守り (coordinators, supervisors): {cases, watches}, the longest overdue first",
 )
-def all_overdue(request: AuthedRequest):
+def all_overdue(request: AuthedRequest, q: Query[OverdueListsQuery]):
     if request.auth.role not in access.READERS:
         raise Forbidden("Coordinators and supervisors see the municipality's overdue list.")
-    scope, today = overdue.of_municipality(municipality_id_of(request.auth)), timezone.localdate()
-    return {"cases": list(overdue.cases(scope, today)), "watches": list(overdue.watches(scope, today))}
+    return _overdue_answer(overdue.of_municipality(municipality_id_of(request.auth)), q.limit)

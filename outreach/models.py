@@ -255,6 +255,8 @@ class Concern(models.Model):
             models.Index(fields=["municipality", "neighborhood"], name="concern_neighborhood"),
             models.Index(fields=["household"], name="concern_household"),
             models.Index(fields=["reported_by", "-created_at"], name="concern_reporter"),
+            # The list's order (newest first): a page is read from the index, not by sorting a town.
+            models.Index(fields=["municipality", "-created_at", "id"], name="concern_newest"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -357,6 +359,8 @@ class OutreachCase(models.Model):
             models.Index(fields=["municipality", "status", "next_contact_due"], name="case_due"),
             models.Index(fields=["lead_worker", "status"], name="case_worker"),
             models.Index(fields=["household"], name="case_household"),
+            # The list's order (next contact due first) whatever the status: a page from the index.
+            models.Index(fields=["municipality", "next_contact_due", "id"], name="case_next_due"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(cadence_days__gte=1), name="case_cadence_positive"),

@@ -6,10 +6,12 @@ builds the map's page of both from the same querysets."""
 import datetime as dt
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from accounts.access import municipality_id_of
 from accounts.models import User
 from accounts.roles import Role
-from backend.db import fetch_dicts
+from backend.db import capped_count, fetch_dicts
 from outreach import access
 from outreach.models import CaseQuerySet, OutreachCase, WatchArrangement, WatchQuerySet
 
@@ -88,21 +90,23 @@ _WATCH_ITEMS = """
 _PAGE = """
 WITH x AS ({items}
 )
-SELECT x.*, ST_X(x.location) AS lon, ST_Y(x.location) AS lat, count(*) OVER () AS total_count
+SELECT x.*, ST_X(x.location) AS lon, ST_Y(x.location) AS lat
   FROM x
  ORDER BY x.due, x.kind, x.id
  LIMIT %s OFFSET %s
 """
 
 
-def _page_sql(scope: OverdueScope, today: dt.date) -> tuple[str, list] | None:
-    """One statement over the ids of cases() and watches() (their SQL as subqueries)."""
+def _page_sql(scope: OverdueScope, today: dt.date, *, first: int) -> tuple[str, list] | None:
+    """One statement over the first `first` ids of cases() and of watches() in due order (each an
+    index-ordered subquery: a page reads at most offset + limit rows of each kind, however much is
+    overdue in the town)."""
     parts: list[str] = []
     params: list = []
     for kind, template, qs in (("case", _CASE_ITEMS, cases(scope, today)), ("watch", _WATCH_ITEMS, watches(scope, today))):
         if kind not in scope.kinds:
             continue
-        ids_sql, ids_params = qs.order_by().values("pk").query.sql_with_params()
+        ids_sql, ids_params = qs.values("pk")[:first].query.sql_with_params()
         parts.append(template.format(ids=ids_sql))
         params.extend(ids_params)
     if not parts:
@@ -110,19 +114,25 @@ def _page_sql(scope: OverdueScope, today: dt.date) -> tuple[str, list] | None:
     return _PAGE.format(items="\n  UNION ALL".join(parts)), params
 
 
+def count(scope: OverdueScope, today: dt.date) -> tuple[int, bool]:
+    """How many cases and 見守り of the scope are overdue, capped as every list's count
+    (backend.db.capped_count): (count, whether more are overdue than it says)."""
+    total = 0
+    for qs in (cases(scope, today), watches(scope, today)):
+        n, more = capped_count(qs)
+        total += n + more  # one past the cap when a kind has more
+    cap = settings.TSUNAGU_LIST_COUNT_CAP
+    return min(total, cap), total > cap
 
-def page(scope: OverdueScope, *, today: dt.date, limit: int, offset: int) -> tuple[list[dict], int]:
-    """Cases and 見守り of the scope as one list (by due date), a page of it and the total count,
-    with each item's household, 自治会, who is responsible and where (one statement)."""
-    built = _page_sql(scope, today)
+
+def page(scope: OverdueScope, *, today: dt.date, limit: int, offset: int) -> tuple[list[dict], int, bool]:
+    """Cases and 見守り of the scope as one list (by due date), a page of it and the count (capped,
+    with whether it is), with each item's household, 自治会, who is responsible and where."""
+    built = _page_sql(scope, today, first=offset + limit)
     if built is None:
-        return [], 0
+        return [], 0, False
     sql, params = built
     rows = fetch_dicts(sql, [*params, limit, offset])
-    if not rows and offset:
-        # Past the last page: the count still answers (every row carries it).
-        head = fetch_dicts(sql, [*params, 1, 0])
-        return [], head[0]["total_count"] if head else 0
     items = [{
         "kind": r["kind"], "id": r["id"], "household_id": r["household_id"], "neighborhood_id": r["neighborhood_id"],
         "neighborhood_name": r["neighborhood_name"] or "", "label": r["label"], "detail": r["detail"],
@@ -131,4 +141,4 @@ def page(scope: OverdueScope, *, today: dt.date, limit: int, offset: int) -> tup
         "location": {"type": "Point", "coordinates": [round(r["lon"], 7), round(r["lat"], 7)]}
         if r["lon"] is not None else None,
     } for r in rows]
-    return items, rows[0]["total_count"] if rows else 0
+    return items, *count(scope, today)

@@ -1,10 +1,10 @@
 """Reports: the 年度 report (reports.fiscal). Handlers check access (reports.access), validate the
-year, and return the report."""
+year, and return the report as stored for the current data (reports.snapshots)."""
 
 from ninja import Path, Query, Router
 
 from api.auth import AuthedRequest
-from reports import access, fiscal
+from reports import access, fiscal, snapshots
 from reports.schemas import FiscalYearReportOut
 
 router = Router(tags=["reports"])
@@ -19,6 +19,6 @@ def fiscal_year_report(request: AuthedRequest, year: int = Path(..., ge=2000, le
                        public: bool = Query(False, description="Suppress small cells (a report for a wider audience)")):
     municipality_id = access.require_report_reader(request.auth)
     fiscal.require_plausible_fiscal_year(year, ["path", "year"])
-    return fiscal.fiscal_year_report(
+    return snapshots.fiscal_year_response(
         municipality_id=municipality_id, year=year, public=access.must_be_public(request.auth, public),
     )

@@ -3,6 +3,8 @@ count work, not residents."""
 
 from ninja import Field, Schema
 
+from reports.schemas import ReportFreshness
+
 
 class CorporationMetrics(Schema):
     planned_visits: int = Field(..., description="予定件数: scheduled visits in scope, not cancelled")
@@ -53,9 +55,15 @@ class CorporationReportDefinition(Schema):
     definition: str
 
 
-class CorporationReportOut(Schema):
+class CorporationReport(Schema):
+    """The report's numbers: what is computed and stored (reports.snapshots)."""
+
     scope: CorporationReportScope
     corporations: list[CorporationRow]
     total: CorporationMetrics
     without_visit_record: CorporationReportUnattributed
     definitions: list[CorporationReportDefinition]
+
+
+class CorporationReportOut(CorporationReport, ReportFreshness):
+    """The report as answered: its numbers, and how current they are."""

@@ -5,9 +5,8 @@ from ninja import Query, Router
 from api.auth import AuthedRequest
 from api.schemas import MAX_ID
 from backend.errors import InvalidInput
-from reports import access
+from reports import access, snapshots
 from reports.corporation_schemas import CorporationReportOut
-from reports.corporations import corporation_report
 from reports.fiscal import require_plausible_fiscal_year
 
 router = Router(tags=["reports"])
@@ -32,4 +31,4 @@ def corporations_report(
         ])
     if fiscal_year is not None:
         require_plausible_fiscal_year(fiscal_year, ["query", "fiscal_year"])
-    return corporation_report(municipality_id=municipality_id, campaign_id=campaign, fiscal_year=fiscal_year)
+    return snapshots.corporation_response(municipality_id=municipality_id, campaign_id=campaign, fiscal_year=fiscal_year)

@@ -251,19 +251,21 @@ def build_document(job: ExportJob) -> Document:
 
 
 def _report_tables(job: ExportJob) -> list[Table]:
+    """The report's tables, from the stored report when it is current (reports.snapshots)."""
+    from reports import snapshots
+    from reports.models import ReportKind
+
     if job.kind == ExportKind.FISCAL_YEAR_REPORT:
-        from reports.fiscal import fiscal_year_report, fiscal_year_tables
+        from reports.fiscal import fiscal_year_tables, published
 
-        report = fiscal_year_report(municipality_id=job.municipality_id, year=job.params["fiscal_year"],
-                                    public=job.public)
-        return fiscal_year_tables(report)
-    from reports.corporations import corporation_report, corporation_tables
+        report = snapshots.fresh_report(ReportKind.FISCAL_YEAR, job.municipality_id,
+                                        snapshots.fiscal_year_key(job.params["fiscal_year"]))
+        return fiscal_year_tables(published(report, public=job.public))
+    from reports.corporations import corporation_tables
 
-    if job.params.get("campaign"):
-        report = corporation_report(municipality_id=job.municipality_id, campaign_id=job.params["campaign"])
-    else:
-        report = corporation_report(municipality_id=job.municipality_id, fiscal_year=job.params["fiscal_year"])
-    return corporation_tables(report)
+    key = snapshots.corporations_key(municipality_id=job.municipality_id, campaign_id=job.params.get("campaign") or None,
+                                     fiscal_year=None if job.params.get("campaign") else job.params["fiscal_year"])
+    return corporation_tables(snapshots.fresh_report(ReportKind.CORPORATIONS, job.municipality_id, key))
 
 
 # --- expiry --------------------------------------------------------------------------------------

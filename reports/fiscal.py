@@ -368,10 +368,16 @@ def fiscal_year_report(*, municipality_id: int, year: int, public: bool = False)
         "outreach": _outreach_section(params, months, names),
         "meetings": _meetings_section(params, months),
     }
+    return published(report, public=public)
+
+
+def published(report: dict[str, Any], *, public: bool) -> dict[str, Any]:
+    """The report as its reader gets it: with small cells suppressed when `public` (in place; the
+    stored report, reports.snapshots, is the full one)."""
     if public:
         threshold = settings.REPORTS_SMALL_CELL_THRESHOLD
         suppress_report(report, threshold)
-        report["suppressed_below"] = threshold
+        report["public"], report["suppressed_below"] = True, threshold
     return report
 
 

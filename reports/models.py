@@ -1,5 +1,6 @@
 """Export jobs: a report or a list written to a CSV or XLSX file in the background, kept for
-EXPORTS_EXPIRE_HOURS, downloaded only by the person who asked for it."""
+EXPORTS_EXPIRE_HOURS, downloaded only by the person who asked for it. Report snapshots: the reports
+as last computed, served while their inputs have not changed (reports.snapshots)."""
 
 import uuid
 from typing import TypeAlias
@@ -87,3 +88,42 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.format} {self.status} {self.progress}%"
+
+
+class ReportKind(models.TextChoices):
+    FISCAL_YEAR = "fiscal_year", "年度報告"
+    CORPORATIONS = "corporations", "法人別報告"
+
+
+class ReportSnapshot(models.Model):
+    """A report as last computed for one municipality and one set of parameters (reports.snapshots),
+    with the version of its inputs it was computed from: a whole-year aggregate costs seconds in a
+    large town, reading this row milliseconds. The result is the unsuppressed report; small cells
+    are suppressed on the way out. People data (counts of residents per place), so a tenant table
+    under row-level security like every other.
+
+    `requested_version` deduplicates refreshes, as the coverage snapshot's does: a read that finds
+    the inputs changed queues one refresh per version."""
+
+    Kind: TypeAlias = ReportKind
+
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    key = models.CharField(max_length=40, help_text='The parameters: "2025", "campaign:12", "fiscal_year:2025"')
+    version = models.TextField(help_text="The version of the inputs the result was computed from")
+    requested_version = models.TextField(blank=True)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    # JSON text, not jsonb: jsonb reorders an object's keys, and the exports' columns follow them.
+    result = models.TextField(help_text="The report as JSON")
+
+    class Meta:
+        verbose_name = "集計済みの報告"
+        verbose_name_plural = "集計済みの報告"
+        constraints = [
+            models.UniqueConstraint(fields=["municipality", "kind", "key"], name="report_snapshot_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key} @ {self.computed_at}"

@@ -131,7 +131,17 @@ class MeetingSection(Schema):
     by_month: list[MeetingMonth]
 
 
-class FiscalYearReportOut(Schema):
+class ReportFreshness(Schema):
+    """How current a stored report is (reports.snapshots)."""
+
+    as_of: dt.datetime = Field(..., description="When the numbers were computed")
+    stale: bool = Field(..., description="The data changed since: a refresh is queued, these are the last numbers")
+    refreshing: bool = Field(..., description="A refresh of the current data is queued or running")
+
+
+class FiscalYearReport(Schema):
+    """The report's numbers: what is computed and stored (reports.snapshots)."""
+
     fiscal_year: int
     label: str = Field(..., description="和暦, e.g. 令和7年度")
     start: dt.date
@@ -143,3 +153,7 @@ class FiscalYearReportOut(Schema):
     concerns: ConcernSection
     outreach: OutreachSection
     meetings: MeetingSection
+
+
+class FiscalYearReportOut(FiscalYearReport, ReportFreshness):
+    """The report as answered: its numbers, and how current they are."""

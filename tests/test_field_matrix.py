@@ -91,10 +91,10 @@ CASE_DETAIL = fields(*CASE) | fields("notes", "consent_scope", "evaluation", "co
 ) | fields("id", "kind", "held_on", "members", "notes", "missing_resources", prefix="meetings[].") | fields(
     "id", "goals", "roles", "approved_at_id", "created_at", prefix="plans[]."
 )
-OVERDUE_BOTH = fields("cases", "watches") | fields(*CASE, prefix="cases[].") | fields(*WATCH, prefix="watches[].")
-OVERDUE_CASES = fields("cases", "watches") | fields(*CASE, prefix="cases[].")
-OVERDUE_WATCHES = fields("cases", "watches") | fields(*WATCH, prefix="watches[].")
-OVERDUE_NONE = fields("cases", "watches")
+OVERDUE_NONE = fields("cases", "watches", "cases_count", "watches_count", "count_capped")
+OVERDUE_BOTH = OVERDUE_NONE | fields(*CASE, prefix="cases[].") | fields(*WATCH, prefix="watches[].")
+OVERDUE_CASES = OVERDUE_NONE | fields(*CASE, prefix="cases[].")
+OVERDUE_WATCHES = OVERDUE_NONE | fields(*WATCH, prefix="watches[].")
 SCHEDULED_VISIT = POINT | fields(
     "id", "campaign_id", "household_id", "address", "neighborhood_id", "partner_organization_id", "worker_id",
     "date", "time_band", "route_order", "attempt", "priority", "status", "leg_m", "version",

@@ -229,7 +229,7 @@ def test_the_overdue_endpoints_list_the_same_items(town, overdue):
     paged = [client.get(f"maps/overdue?limit=1&offset={k}").json()["items"][0] for k in range(4)]
     assert paged == mapped["items"]
     beyond = client.get("maps/overdue?limit=1&offset=9").json()
-    assert beyond == {"items": [], "count": 4}
+    assert beyond == {"items": [], "count": 4, "count_capped": False}
     cases_only = client.get("maps/overdue?kind=case").json()
     assert {i["id"] for i in cases_only["items"]} == overdue["cases"] and cases_only["count"] == 2
     watches_only = client.get("maps/overdue?kind=watch").json()
@@ -249,7 +249,30 @@ def test_my_overdue_is_the_same_list_narrowed(town, overdue):
     mine = {w["id"]: w for w in commissioner["watches"]}
     assert all(mine[w["id"]] == w for w in everything["watches"] if w["id"] in mine)
     for role in ("coordinator", "supervisor", "admin"):
-        assert town.client(role).get("me/overdue").json() == {"cases": [], "watches": []}
+        assert town.client(role).get("me/overdue").json() == {
+            "cases": [], "watches": [], "cases_count": 0, "watches_count": 0, "count_capped": False,
+        }
+
+
+def test_overdue_lists_are_bounded_and_counted_to_the_cap(town, overdue, settings):
+    """The lists stop at `limit` (the longest overdue first) and the counts at the cap; the map's
+    page counts the same way, both kinds together."""
+    client = town.client("coordinator")
+    full = client.get("overdue").json()
+    assert (full["cases_count"], full["watches_count"], full["count_capped"]) == (2, 2, False)
+    first = client.get("overdue", query={"limit": 1}).json()
+    assert first["cases"] == full["cases"][:1] and first["watches"] == full["watches"][:1]
+    assert (first["cases_count"], first["watches_count"]) == (2, 2)
+    settings.TSUNAGU_LIST_COUNT_CAP = 1
+    capped = client.get("overdue").json()
+    assert (capped["cases_count"], capped["watches_count"], capped["count_capped"]) == (1, 1, True)
+    assert len(capped["cases"]) == 2, "the cap bounds the count, not the list"
+    mapped = client.get("maps/overdue", query={"limit": 1}).json()
+    assert (mapped["count"], mapped["count_capped"], len(mapped["items"])) == (1, True, 1)
+    settings.TSUNAGU_LIST_COUNT_CAP = 3
+    assert (client.get("maps/overdue").json()["count"], client.get("maps/overdue").json()["count_capped"]) == (3, True)
+    settings.TSUNAGU_LIST_COUNT_CAP = 4
+    assert client.get("maps/overdue").json()["count_capped"] is False
 
 
 # --- the 自治会 GeoJSON -------------------------------------------------------------------------------

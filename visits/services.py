@@ -862,11 +862,17 @@ def reassign_neighborhood(
 
 def campaign_progress(campaign: Campaign) -> dict:
     """Progress per 自治会 and per corporation: the coverage cells of visits.coverage (the formula
-    the map and the 年度 report read), computed now. `attempted` is the in-scope households the
-    campaign has reached (finished or tried): in_scope - not_visited."""
-    from visits.coverage import campaign_cells, coverage_pct
+    the map and the 年度 report read), from the map's coverage snapshot as /maps/coverage reads it
+    (asking for a refresh when its inputs changed; `snapshot` says how fresh the numbers are). The
+    live aggregate took seconds in a large town (4.5 s at 1.8M households), the snapshot takes
+    milliseconds. `attempted` is the in-scope households the campaign has reached (finished or
+    tried): in_scope - not_visited."""
+    from maps.queries import read_campaign_cells
+    from maps.services import ensure_fresh, snapshot_summary
+    from visits.coverage import coverage_pct
 
-    cells = campaign_cells(campaign_id=campaign.pk, municipality_id=campaign.municipality_id)
+    states = ensure_fresh([campaign])
+    cells = read_campaign_cells(campaign_id=campaign.pk, municipality_id=campaign.municipality_id)
     partners = dict(PartnerOrganization.objects.filter(municipality_id=campaign.municipality_id).values_list("pk", "name"))
     per_partner: dict[int | None, dict] = {}
     hoods = []
@@ -889,4 +895,4 @@ def campaign_progress(campaign: Campaign) -> dict:
         p["finished"] += c["finished"]
     for p in per_partner.values():
         p["coverage_pct"] = coverage_pct(p["finished"], p["in_scope"])
-    return {"neighborhoods": hoods, "partners": list(per_partner.values())}
+    return {"snapshot": snapshot_summary(states), "neighborhoods": hoods, "partners": list(per_partner.values())}

@@ -1,4 +1,4 @@
-"""Every list answers `{"items": [...], "count": n}` with `?limit=&offset=` (api.pagination): no
+"""Every list answers `{"items": [...], "count": n, "count_capped": bool}` with `?limit=&offset=` (api.pagination): no
 operation answers a bare JSON array. GeoJSON FeatureCollections and tiles are not lists."""
 
 import uuid
@@ -28,7 +28,8 @@ def test_places_lists_are_pages(town):
     client = town.client("coordinator")
     for path in ("districts", "daily-life-areas"):
         body = client.get(path, query={"limit": 1, "offset": 0}).json()
-        assert set(body) == {"items", "count"}, path
+        assert set(body) == {"items", "count", "count_capped"}, path
+        assert body["count_capped"] is False, path
         assert body["count"] >= len(body["items"]) and len(body["items"]) <= 1
 
 

@@ -211,6 +211,6 @@ def test_districts_and_areas_list(town):
     town.neighborhood.daily_life_area = a
     town.neighborhood.save()
     assert town.client("supervisor").get("districts").json() == {
-        "items": [{"id": d.id, "name": "北条", "code": "", "neighborhood_count": 1}], "count": 1}
+        "items": [{"id": d.id, "name": "北条", "code": "", "neighborhood_count": 1}], "count": 1, "count_capped": False}
     areas = town.client("supervisor").get("daily-life-areas").json()["items"]
     assert areas[0]["household_count"] == 1

@@ -140,10 +140,10 @@ class VisitCreate(PayloadModel):
     visited_at: FactDateTime
     form_key: Line = Field("household-visit", max_length=50)
     form_version: int | None = Field(None, ge=1, le=2**31 - 1)
-    answers: dict = Field({}, max_length=500)
+    answers: dict = Field(default_factory=dict, max_length=500)
     notes: Note = Field("", max_length=10_000)
     met_person: Line = Field("", max_length=200)
-    concerns: list[str] = Field([], max_length=len(CONCERN_CATEGORIES))
+    concerns: list[str] = Field(default_factory=list, max_length=len(CONCERN_CATEGORIES))
     location: DeviceFixIn | None = None
     supersedes: UUID | None = None
     correction_reason: Line | None = Field(None, min_length=1, max_length=300)
@@ -185,9 +185,7 @@ def push(*, user: User, device: Device, ops: list[dict]) -> list[dict]:
     for attempt in range(3):
         try:
             with transaction.atomic():
-                results = _apply_batch(user, device, ops, BatchContext(user, ops))
-                Device.objects.filter(pk=device.pk).update(last_push_at=timezone.now())
-            return results
+                return _apply_batch(user, device, ops, BatchContext(user, ops))
         except OperationalError as exc:
             if attempt == 2:
                 raise
@@ -199,35 +197,50 @@ class BatchContext:
     """Lookups shared by the ops of one batch, so each op costs a few statements, not a dozen."""
 
     def __init__(self, user: User, ops: list[dict]) -> None:
-        ids = set()
+        ids: set[UUID] = set()
         for op in ops:
             raw = op.get("data")
             data = raw if isinstance(raw, dict) else {}
             # A household is named by household_id, or by id in an edit of the household itself.
             for key in ("household_id", "id") if op.get("kind") == "household.update" else ("household_id",):
                 with contextlib.suppress(ValueError):
-                    ids.add(str(UUID(str(data.get(key)))))
+                    ids.add(UUID(str(data.get(key))))
         # The visible households named in the batch, with their (lon, lat): read as numbers, no
         # model instances or geometries (a batch names up to 500).
-        self.households: dict[str, tuple[float, float] | None] = {}
+        self.households: dict[UUID, tuple[float, float] | None] = {}
         if ids:
             rows = visible_households(user).filter(pk__in=ids).order_by().values_list(
                 "pk", Func("location", function="ST_X", output_field=FloatField()),
                 Func("location", function="ST_Y", output_field=FloatField()),
             )
-            self.households = {str(pk): (x, y) if x is not None else None for pk, x, y in rows}
+            self.households = {pk: (x, y) if x is not None else None for pk, x, y in rows}
         self.forms: dict[tuple[str, int], SurveyForm | None] = {}
         # Scheduled visits locked for a set-based group (bulk.py), as this transaction left them.
         self.scheduled: dict[str, ScheduledVisit] = {}
+        # Each visit's data parsed once (by op_id: only an op_id's first copy is ever applied),
+        # whether it is first read for its expected result, its group or its own savepoint.
+        self._visits: dict[str, VisitCreate | Rejected] = {}
+
+    def visit_data(self, op: dict) -> VisitCreate:
+        key = str(op["op_id"])
+        if key not in self._visits:
+            try:
+                self._visits[key] = _parse(VisitCreate, op.get("data"))
+            except Rejected as rejected:
+                self._visits[key] = rejected
+        parsed = self._visits[key]
+        if isinstance(parsed, Rejected):
+            raise Rejected(parsed.code, parsed.message, parsed.details)
+        return parsed
 
     def visible(self, household_id: UUID) -> bool:
-        return str(household_id) in self.households
+        return household_id in self.households
 
     def household_at(self, household_id: UUID) -> tuple[float, float] | None:
         """Where a household the pusher may see is; one they may not see is `not_assigned`."""
         if not self.visible(household_id):
             raise Rejected("not_assigned", "This household is not one you may record visits for.")
-        return self.households[str(household_id)]
+        return self.households[household_id]
 
     def form(self, municipality_id: int, key: str, version: int) -> SurveyForm | None:
         if (key, version) not in self.forms:
@@ -261,15 +274,18 @@ APPLIERS = {}
 
 
 def _apply_batch(user: User, device: Device, ops: list[dict], context: BatchContext) -> list[dict]:
-    """Claim the batch's op_ids in one statement; apply the claimed ops in order, consecutive new
-    visits together in a few set-based statements (bulk.py) and every other op in its own
-    savepoint; then release the claims of rejected ops and store the others' results, again one
-    statement each. A second copy of an op_id in the batch answers like a retry, from its first."""
+    """Claim the batch's op_ids in one statement, each with the result it is expected to have;
+    apply the claimed ops in order, consecutive new visits together in a few set-based statements
+    (bulk.py) and every other op in its own savepoint; then release the claims of rejected ops and
+    store the results that differ from the expected ones, again one statement each (none when
+    every new visit was applied as expected). A second copy of an op_id in the batch answers like a
+    retry, from its first."""
     digests = [canonical_hash(op) for op in ops]
-    claimable: dict[str, tuple[str, str]] = {}
+    claimable: dict[str, tuple[str, str, dict]] = {}
     for op, digest in zip(ops, digests, strict=True):
-        if op["kind"] in APPLIERS:
-            claimable.setdefault(str(op["op_id"]), (op["kind"], digest))
+        op_id = str(op["op_id"])
+        if op["kind"] in APPLIERS and op_id not in claimable:
+            claimable[op_id] = (op["kind"], digest, _expected_result(user, op, context))
     claimed = _claim(user, device, claimable)
     # A retried batch is mostly ops applied before: read them all at once, not one query each.
     earlier = {str(o.pk): o for o in SyncOperation.objects.filter(pk__in=[i for i in claimable if i not in claimed])}
@@ -298,8 +314,11 @@ def _apply_batch(user: User, device: Device, ops: list[dict], context: BatchCont
         first_digest, first_position = first[str(ops[position]["op_id"])]
         results[position] = _repeat(ops[position], digests[position], first_digest, results[first_position])
     released = [op_id for op_id, (_d, p) in first.items() if results[p]["status"] == "rejected"]
-    stored = {op_id: {k: v for k, v in results[p].items() if k != "op_id"}
-              for op_id, (_d, p) in first.items() if results[p]["status"] != "rejected"}
+    stored = {}
+    for op_id, (_d, p) in first.items():
+        result = {k: v for k, v in results[p].items() if k != "op_id"}
+        if result["status"] != "rejected" and result != claimable[op_id][2]:
+            stored[op_id] = result
     with connection.cursor() as cursor:
         if released:  # a rejected op is judged afresh when sent again
             cursor.execute("DELETE FROM visits_syncoperation WHERE op_id = ANY(%s::uuid[])", [released])
@@ -310,6 +329,23 @@ def _apply_batch(user: User, device: Device, ops: list[dict], context: BatchCont
                 [orjson.dumps(stored, option=orjson.OPT_NON_STR_KEYS).decode()],
             )
     return results
+
+
+def _expected_result(user: User, op: dict, context: BatchContext) -> dict:
+    """What an op will answer when it goes as most do: a new visit of a household the pusher may
+    see, applied by the set-based write. Stored with the claim, so that such a batch writes no
+    results afterwards; any other op, or one that ends otherwise, has its result written after it
+    is applied (and a rejected op gives its claim back). Reads only what the batch's context has."""
+    if not _groupable(op) or not access.may_record_visits(user):
+        return {}
+    try:
+        data = context.visit_data(op)
+    except Rejected:
+        return {}
+    if not context.visible(data.household_id):
+        return {}
+    fix = DeviceFix.of(context.household_at(data.household_id), data)
+    return {"status": "applied", "id": str(data.id), "version": 1, "flags": fix.flags()}
 
 
 def _groupable(op: dict) -> bool:
@@ -377,19 +413,23 @@ def _write_group(
         context.lock_scheduled(user, [ops[p] for p in positions])
 
 
-def _claim(user: User, device: Device, claimable: dict[str, tuple[str, str]]) -> set[str]:
+def _claim(user: User, device: Device, claimable: dict[str, tuple[str, str, dict]]) -> set[str]:
     """INSERT … ON CONFLICT DO NOTHING: an op_id already applied (or being applied by a parallel
-    batch, which this statement waits for) is not claimed again."""
-    if not claimable:
-        return set()
-    claims = [{"op_id": op_id, "kind": kind, "digest": digest} for op_id, (kind, digest) in claimable.items()]
+    batch, which this statement waits for) is not claimed again. Each claim holds its expected
+    result until the batch's end corrects it. The same statement notes the device's push (its
+    last_push_at), which locks the device's row: pushes of one device take turns."""
+    claims = [
+        {"op_id": op_id, "kind": kind, "digest": digest, "result": expected}
+        for op_id, (kind, digest, expected) in claimable.items()
+    ]
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO visits_syncoperation (op_id, municipality_id, device_id, user_id, kind, payload_sha256, result, applied_at)"
-            " SELECT v.op_id, %s, %s, %s, v.kind, v.digest, '{}'::jsonb, now()"
-            " FROM jsonb_to_recordset(%s::jsonb) AS v(op_id uuid, kind text, digest text)"
+            "WITH pushed AS (UPDATE visits_device SET last_push_at = now() WHERE id = %s)"
+            " INSERT INTO visits_syncoperation (op_id, municipality_id, device_id, user_id, kind, payload_sha256, result, applied_at)"
+            " SELECT v.op_id, %s, %s, %s, v.kind, v.digest, v.result, now()"
+            " FROM jsonb_to_recordset(%s::jsonb) AS v(op_id uuid, kind text, digest text, result jsonb)"
             " ON CONFLICT (op_id) DO NOTHING RETURNING op_id",
-            [municipality_id_of(user), str(device.pk), user.pk, orjson.dumps(claims).decode()],
+            [str(device.pk), municipality_id_of(user), str(device.pk), user.pk, orjson.dumps(claims).decode()],
         )
         return {str(row[0]) for row in cursor.fetchall()}
 
@@ -454,10 +494,10 @@ def _parse(model: type[P], data: Any) -> P:
         raise Rejected("invalid", "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details), details) from exc
 
 
-def _visit_data(user: User, op: dict) -> VisitCreate:
+def _visit_data(user: User, op: dict, context: BatchContext) -> VisitCreate:
     if not access.may_record_visits(user):
         raise Rejected("forbidden", "Only outreach workers and coordinators record visits.")
-    return _parse(VisitCreate, op.get("data"))
+    return context.visit_data(op)
 
 
 def _visit_form(user: User, data: VisitCreate, context: BatchContext) -> SurveyForm | None:
@@ -529,7 +569,7 @@ def _plan_visit(user: User, op: dict, context: BatchContext) -> tuple[bulk.Visit
     """A new visit checked as apply_visit_create checks it (the same rejections, in the same
     order), for the set-based write: its row, the first outcome it brings to its scheduled visit,
     its flags. None when the set-based write does not cover it: the op is applied alone."""
-    data = _visit_data(user, op)
+    data = _visit_data(user, op, context)
     if not context.visible(data.household_id):
         return None  # perhaps recorded before a reassignment: _left_after_visit decides, alone
     outcome = None
@@ -555,7 +595,7 @@ def _plan_visit(user: User, op: dict, context: BatchContext) -> tuple[bulk.Visit
 def apply_visit_create(*, user: User, device: Device, op: dict, context: BatchContext) -> dict:
     """One visit, alone in its savepoint: every case, corrections and records made before a
     reassignment included (the set-based path, _plan_visit, covers the common ones)."""
-    data = _visit_data(user, op)
+    data = _visit_data(user, op, context)
     after_reassignment = not context.visible(data.household_id)
     if after_reassignment:  # recorded offline before the household left this worker? (SYNC.md)
         household_at, scheduled = _left_after_visit(user, data)

@@ -1,0 +1,62 @@
+"""The token check's statement also makes the holder's tenant settings (accounts.services
+._read_holder with backend.tenancy.tenant_settings_sql), so a request's first query needs no
+settings statement of its own. What it must never do: leave those settings on a connection whose
+request was refused (a revoked or expired token, a disabled account), or let a refused caller's
+request see a tenant. Checked on one persistent connection, read past the tenancy layer."""
+
+import datetime as dt
+
+import psycopg
+import pytest
+from django.utils import timezone
+
+from accounts.models import DeviceToken, User
+from accounts.services import hash_token
+from tests.test_connection_reuse import assert_outside, household_ids, persistent  # noqa: F401 - a fixture
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[str]:
+    statements: list[str] = []
+    original = psycopg.Cursor.execute
+
+    def execute(self, query, params=None, **kwargs):
+        statements.append(str(query))
+        return original(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
+    return statements
+
+
+def _settings_statements(statements: list[str]) -> list[str]:
+    return [q for q in statements if q.lstrip().startswith("SELECT set_config")]
+
+
+def test_the_first_query_runs_in_the_holders_tenant_without_a_settings_statement(town, other_town, persistent, sent):  # noqa: F811
+    client = town.client("coordinator")
+    assert client.get("me").status_code == 200  # records the token's last use
+    sent.clear()
+    assert household_ids(client.get("households")) == {str(town.household.pk)}
+    assert "tsunagu_token_holder" in sent[0]
+    assert len(_settings_statements(sent)) == 1  # only the return to the outside settings, at the end
+    assert_outside(persistent)
+    assert household_ids(other_town.client("coordinator").get("households")) == {str(other_town.household.pk)}
+    assert_outside(persistent)
+
+
+@pytest.mark.parametrize("refusal", ["token_revoked", "token_expired", "account_disabled"])
+def test_a_refused_holders_settings_are_undone(town, other_town, persistent, refusal):  # noqa: F811
+    token = DeviceToken.objects.filter(token_hash=hash_token(town.tokens["coordinator"]))
+    if refusal == "token_revoked":
+        token.update(revoked_at=timezone.now())
+    elif refusal == "token_expired":
+        token.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    else:
+        User.objects.filter(pk=town.users["coordinator"].pk).update(is_active=False)
+    response = town.client("coordinator").get("households")
+    assert (response.status_code, response.json()["error"]["code"]) == (401, refusal)
+    assert_outside(persistent)
+    assert household_ids(other_town.client("coordinator").get("households")) == {str(other_town.household.pk)}
+    assert_outside(persistent)
