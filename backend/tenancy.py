@@ -15,10 +15,9 @@ Entering a scope also makes the session act as the application's database role (
 the policies and privileges apply even where the connection was opened by the schema owner (the
 test suite's fixtures, an operator's command). Entering and leaving only change the stack kept on
 the connection; the settings themselves are made right by `ensure_settings` just before the next
-query, in one statement, unless a statement already made them in passing: the token check makes
-its holder's (`tenant_settings_sql`), a request's likely last statement returns to the outside
-ones (`then_outside`). Each records what it made, so whatever was made, the next query still
-gets the settings its scope wants.
+query, in one statement, unless a statement already made them in passing: a request's likely last
+statement returns to the outside ones (`then_outside`) and records it, so whatever was made, the
+next query still gets the settings its scope wants.
 
 Platform operators (a superuser without a municipality) get the platform scope: the structure
 tables (users, 自治会, corporations, audit) of every municipality, and still no people data.
@@ -125,27 +124,6 @@ def _made(conn: Any, state: _Connection, made: Settings) -> None:
         state.atomic, state.savepoints = conn.atomic_blocks[0], tuple(conn.savepoint_ids)
     else:
         state.atomic = None
-
-
-def tenant_settings_sql(municipality_id: str) -> tuple[str, list]:
-    """Three columns for a statement that finds out whose tenant it serves (the token check) and
-    makes the session settings of that municipality's scope in the same round trip: the
-    application's role, the municipality that the SQL expression `municipality_id` gives, no
-    platform flag. The statement's caller passes the three values it returns to `settings_made`,
-    so the scope entered next (`switch`) finds its settings already made."""
-    columns = (
-        "set_config('role', %s, false), "
-        f"set_config(%s, ({municipality_id})::text, false), "
-        "set_config(%s, '', false)"
-    )
-    return columns, [app_role(), TENANT_SETTING, PLATFORM_SETTING]
-
-
-def settings_made(conn: Any, made: Settings) -> None:
-    """Note the settings a statement made (tenant_settings_sql's three values). Whatever the scope
-    stack wants is still made before the next query if they differ, so a statement made for a
-    caller who is then refused (a revoked token) never serves a query of theirs."""
-    _made(conn, _state(conn), made)
 
 
 # The outside settings (OUTSIDE) as a statement of constants, for then_outside.

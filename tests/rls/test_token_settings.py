@@ -1,8 +1,8 @@
-"""The token check's statement also makes the holder's tenant settings (accounts.services
-._read_holder with backend.tenancy.tenant_settings_sql), so a request's first query needs no
-settings statement of its own. What it must never do: leave those settings on a connection whose
-request was refused (a revoked or expired token, a disabled account), or let a refused caller's
-request see a tenant. Checked on one persistent connection, read past the tenancy layer."""
+"""The token check is one statement and makes no settings (accounts.services._read_holder): a
+request that queries nothing after it (`GET /me`) costs one round trip and leaves nothing to reset;
+a request that queries makes its holder's settings before its first query and returns to the
+outside ones at its end. A refused caller (a revoked or expired token, a disabled account) leaves
+the connection as it found it. Checked on one persistent connection, read past the tenancy layer."""
 
 import datetime as dt
 
@@ -34,13 +34,17 @@ def _settings_statements(statements: list[str]) -> list[str]:
     return [q for q in statements if q.lstrip().startswith("SELECT set_config")]
 
 
-def test_the_first_query_runs_in_the_holders_tenant_without_a_settings_statement(town, other_town, persistent, sent):  # noqa: F811
+def test_me_is_one_statement_and_a_query_sets_then_resets(town, other_town, persistent, sent):  # noqa: F811
     client = town.client("coordinator")
     assert client.get("me").status_code == 200  # records the token's last use
     sent.clear()
+    assert client.get("me").status_code == 200
+    assert len(sent) == 1 and "tsunagu_token_holder" in sent[0], sent
+    assert_outside(persistent)
+    sent.clear()
     assert household_ids(client.get("households")) == {str(town.household.pk)}
     assert "tsunagu_token_holder" in sent[0]
-    assert len(_settings_statements(sent)) == 1  # only the return to the outside settings, at the end
+    assert len(_settings_statements(sent)) == 2  # the holder's before the first query, the outside ones at the end
     assert_outside(persistent)
     assert household_ids(other_town.client("coordinator").get("households")) == {str(other_town.household.pk)}
     assert_outside(persistent)
