@@ -48,6 +48,10 @@ def _op(household) -> dict:
 
 
 def run() -> list[Figure]:
+    """Both figures; TSUNAGU_BENCH_SYNC=push runs the push alone (the pull builds a town of 1M
+    change rows first)."""
+    if os.environ.get("TSUNAGU_BENCH_SYNC") == "push":
+        return [push_figure()]
     return [push_figure(), empty_pull_figure()]
 
 
