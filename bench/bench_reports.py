@@ -123,6 +123,16 @@ def _raw_statements(municipality_id: int, year: int) -> list[tuple[str, dict]]:
     return statements
 
 
+
+def _run_raw(municipality_id: int, statements: list) -> None:
+    """The report's statements as raw SQL in the municipality's scope, every row fetched."""
+    from backend.tenancy import job_scope
+
+    with job_scope(municipality_id), connection.cursor() as cursor:
+        for sql, params in statements:
+            cursor.execute(sql, params)
+            cursor.fetchall()
+
 def run() -> list[Figure]:
     from accounts.models import User
     from accounts.services import issue_device_token
@@ -151,10 +161,7 @@ def run() -> list[Figure]:
     statements = _raw_statements(m.pk, 2026)
 
     def raw_sql():
-        with job_scope(m.pk), connection.cursor() as cursor:
-            for sql, params in statements:
-                cursor.execute(sql, params)
-                cursor.fetchall()
+        _run_raw(m.pk, statements)
 
     from reports.models import ReportSnapshot
 
@@ -178,10 +185,7 @@ def run() -> list[Figure]:
     corp_statements = _corporation_statements(m.pk, 2026)
 
     def corp_raw():
-        with job_scope(m.pk), connection.cursor() as cursor:
-            for sql, params in corp_statements:
-                cursor.execute(sql, params)
-                cursor.fetchall()
+        _run_raw(m.pk, corp_statements)
 
     corp_baseline = best_of(corp_raw, repeat=5)
     note = (f"{city['households']:,} households, {visits:,} visits, {cases:,} cases, "

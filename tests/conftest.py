@@ -1,6 +1,7 @@
 import json
 from dataclasses import dataclass, field
 
+import psycopg
 import pytest
 from django.test import Client
 
@@ -175,3 +176,18 @@ def other_town(db) -> Town:
 @pytest.fixture
 def anon(db) -> ApiClient:
     return ApiClient()
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[str]:
+    """Every statement sent to the database from here on, counted at the driver (psycopg): the
+    tenancy's own statements, which bypass Django's query log, count too."""
+    statements: list[str] = []
+    original = psycopg.Cursor.execute
+
+    def execute(self, query, params=None, **kwargs):
+        statements.append(str(query))
+        return original(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
+    return statements

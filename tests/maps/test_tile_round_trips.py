@@ -4,26 +4,11 @@ and, from the cache, the tile itself; the return to the outside settings goes in
 trip). Counted at the driver (psycopg), so the tenancy's own statements, which bypass
 Django's query log, count too; and the connection is left with the outside settings."""
 
-import psycopg
 import pytest
 
 from tests.maps.geo import tile_xy
 from tests.maps.test_tiles import fetch
 from tests.test_connection_reuse import raw_settings
-
-
-@pytest.fixture
-def sent(monkeypatch) -> list[str]:
-    """Every statement sent to the database from here on."""
-    statements: list[str] = []
-    original = psycopg.Cursor.execute
-
-    def execute(self, query, params=None, **kwargs):
-        statements.append(str(query))
-        return original(self, query, params, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
-    return statements
 
 
 def assert_outside() -> None:

@@ -6,7 +6,6 @@ the connection as it found it. Checked on one persistent connection, read past t
 
 import datetime as dt
 
-import psycopg
 import pytest
 from django.utils import timezone
 
@@ -15,19 +14,6 @@ from accounts.services import hash_token
 from tests.test_connection_reuse import assert_outside, household_ids, persistent  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def sent(monkeypatch) -> list[str]:
-    statements: list[str] = []
-    original = psycopg.Cursor.execute
-
-    def execute(self, query, params=None, **kwargs):
-        statements.append(str(query))
-        return original(self, query, params, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", execute)
-    return statements
 
 
 def _settings_statements(statements: list[str]) -> list[str]:
