@@ -16,7 +16,7 @@ the policies and privileges apply even where the connection was opened by the sc
 test suite's fixtures, an operator's command). Entering and leaving only change the stack kept on
 the connection; the settings themselves are made right by `ensure_settings` just before the next
 query, in one statement, unless a statement already made them in passing: a request's likely last
-statement returns to the outside ones (`then_outside`) and records it, so whatever was made, the
+statement returns to the outside ones (`execute(..., last=True)`) and records it, so whatever was made, the
 next query still gets the settings its scope wants.
 
 Platform operators (a superuser without a municipality) get the platform scope: the structure
@@ -126,25 +126,22 @@ def _made(conn: Any, state: _Connection, made: Settings) -> None:
         state.atomic = None
 
 
-# The outside settings (OUTSIDE) as a statement of constants, for then_outside.
+# The outside settings (OUTSIDE) as a statement of constants, for execute(last=True).
 _OUTSIDE_SQL = "SELECT " + ", ".join(
     f"set_config('{name}', '{value}', false)"
     for name, value in zip(("role", TENANT_SETTING, PLATFORM_SETTING), OUTSIDE, strict=True)
 )
 
 
-def then_outside(sql: str) -> str:
-    """`sql` followed, in the same round trip, by the statement that returns the session to the
-    outside settings: for what is likely a request's last statement (a tile's), so the reset at the
-    request's end (rls.middleware) has nothing left to do. For a statement sent whole by a Django
-    cursor, whose first result stays the caller's; once it ran the caller calls `outside_made`.
-    Should another query follow after all, its scope's settings are made again first."""
-    return f"{sql};\n{_OUTSIDE_SQL}"
-
-
-def outside_made(conn: Any) -> None:
-    """Note that a statement of then_outside ran on `conn`."""
-    _made(conn, _state(conn), OUTSIDE)
+def execute(cursor: Any, sql: str, params: Any, *, last: bool = False) -> None:
+    """Run `sql` on a Django cursor. `last`: it is likely the request's last statement (a tile's),
+    so the statement that returns the session to the outside settings follows it in the same round
+    trip (the caller's first result stays the cursor's current one) and is recorded, and the reset
+    at the request's end (rls.middleware) has nothing left to do. Should another query follow
+    after all, its scope's settings are made again first."""
+    cursor.execute(f"{sql};\n{_OUTSIDE_SQL}" if last else sql, params)
+    if last:
+        _made(cursor.db, _state(cursor.db), OUTSIDE)
 
 
 def apply_now(conn: Any) -> None:

@@ -79,10 +79,8 @@ def lookup(req: tiles.TileRequest, *, last: bool = False) -> Lookup:
     vsql, vparams = tiles.version_sql(req)
     sql = LOOKUP_SQL.format(version=vsql)
     with connection.cursor() as cursor:
-        cursor.execute(tenancy.then_outside(sql) if last else sql, [*vparams, cache_key(req)])
+        tenancy.execute(cursor, sql, [*vparams, cache_key(req)], last=last)
         campaign_id, version, tile = cursor.fetchone()
-    if last:
-        tenancy.outside_made(connection)
     return Lookup(tiles.checked_version(req, campaign_id, version), bytes(tile) if tile is not None else None)
 
 
@@ -99,12 +97,10 @@ def render_and_keep(req: tiles.TileRequest, *, last: bool = False) -> tuple[byte
         sql = "SET LOCAL synchronous_commit = off;" + sql
     params = [*tparams, *vparams, cache_key(req), req.user.municipality_id, req.layer]
     with connection.cursor() as cursor:
-        cursor.execute(tenancy.then_outside(sql) if last else sql, params)
+        tenancy.execute(cursor, sql, params, last=last)
         while cursor.description is None and cursor.nextset():
             pass
         version, tile = cursor.fetchone()
-    if last:
-        tenancy.outside_made(connection)
     return bytes(tile) if tile is not None else b"", version or ""
 
 

@@ -27,8 +27,8 @@ states, concerns, cases, 自治会, resources, allocations, campaigns), the cove
 time, the commissioner's 自治会; and the day, for the layers computed against today (households: no
 contact within N months; cases: overdue). A tile is served again from maps.tile_cache while that
 version holds. A revalidation (304) and a tile from the cache are each that one statement after
-the token check, and it also returns the session to the outside settings (backend.tenancy
-.then_outside), so the request's end has no statement left to make."""
+the token check and the tenant's settings, and it also returns the session to the outside settings
+(backend.tenancy.execute with last=True), so the request's end has no statement left to make."""
 
 import datetime as dt
 import hashlib
@@ -366,13 +366,11 @@ def tag(req: TileRequest, version: str) -> str:
 def etag(req: TileRequest, *, last: bool = False) -> str:
     """The tile's ETag without making the tile (for If-None-Match): one statement of index lookups.
     `last`: likely the request's last statement, so it also returns the session to the outside
-    settings (backend.tenancy.then_outside)."""
+    settings (backend.tenancy.execute)."""
     sql, params = version_sql(req)
     with connection.cursor() as cursor:
-        cursor.execute(tenancy.then_outside(sql) if last else sql, params)
+        tenancy.execute(cursor, sql, params, last=last)
         campaign_id, version = cursor.fetchone()
-    if last:
-        tenancy.outside_made(connection)
     return tag(req, checked_version(req, campaign_id, version))
 
 

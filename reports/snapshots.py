@@ -37,6 +37,7 @@ from django.utils import timezone
 from api import renderers
 from backend.errors import NotFound
 from maps.queries import VersionContext, data_version
+from maps.services import REQUEST_RETRY  # a refresh asked for but not done is asked for again after it
 from reports import corporations, fiscal
 from reports.corporation_schemas import CorporationReport
 from reports.models import ReportKind, ReportSnapshot
@@ -46,9 +47,6 @@ from visits.models import Campaign
 
 logger = logging.getLogger("tsunagu.reports")
 
-# A refresh asked for but not done after this long (the job cluster was down, the task failed) is
-# asked for again by the next read.
-REQUEST_RETRY = dt.timedelta(minutes=10)
 
 
 @dataclass(frozen=True)

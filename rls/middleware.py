@@ -42,7 +42,7 @@ class TenantScopeMiddleware:
 
 def return_to_outside(alias: str = "default") -> None:
     """Make the connection's settings the outside ones now, if the request left them changed (one
-    statement; none when its last statement already returned to them, backend.tenancy.then_outside,
+    statement; none when its last statement already returned to them, backend.tenancy.execute(last=True),
     as a tile's does). Not on a closed connection, nor inside a failed transaction (its rollback
     undoes what it set, and tenancy makes anything older right before the next query). A
     connection that cannot be reset otherwise is closed rather than handed to the next request."""
