@@ -9,9 +9,13 @@
   inside free-form dicts may hold line breaks (a multi-line answer).
 """
 
+import datetime as dt
+import decimal
+import enum
 import functools
 import types
 import typing
+import uuid
 from typing import Annotated, Any, ClassVar
 
 from ninja import Schema
@@ -143,14 +147,46 @@ def publish_text_rules(schema: dict[str, Any], cls: type[BaseModel]) -> None:
             publish_text_rule(node, NOTE_PATTERN if _allows_newlines(field) else LINE_PATTERN)
 
 
+# Types whose validated values hold no free text: their fields skip the text rule (a UUID, a date, an
+# enum member or a nested model, which checks its own fields).
+_TEXTLESS = (int, float, bool, uuid.UUID, dt.date, dt.time, dt.timedelta, decimal.Decimal, enum.Enum, BaseModel)
+
+
+def _holds_text(annotation: Any) -> bool:
+    for alt in _strip(annotation):
+        origin = typing.get_origin(alt)
+        if origin is typing.Literal:
+            continue
+        if origin in (list, tuple, set, frozenset):
+            if any(arg is not Ellipsis and _holds_text(arg) for arg in typing.get_args(alt)) or not typing.get_args(alt):
+                return True
+            continue
+        if origin is None and isinstance(alt, type) and issubclass(alt, _TEXTLESS):
+            continue
+        return True
+    return False
+
+
+class FieldRule(typing.NamedTuple):
+    """What the input rules check of one field: its JSON type (scalar kind, list item kind), and
+    whether its text is checked and may hold line breaks."""
+
+    kind: type | None
+    item_kind: type | None
+    text: bool
+    multiline: bool
+
+
 @functools.cache
-def _field_rule(cls: type[BaseModel], name: str) -> tuple[type | None, type | None, bool] | None:
-    """A field's JSON type rule (scalar kind, list item kind) and whether its text may hold line
-    breaks, read from its annotation once per class and field, not at every validation."""
-    field = cls.model_fields.get(name)
-    if field is None:
-        return None
-    return _scalar_kind(field.annotation), _item_kind(field.annotation), _allows_newlines(field)
+def _field_rules(cls: type[BaseModel]) -> dict[str, FieldRule]:
+    """Each field's rule, read from its annotation once per class, not at every validation (a sync
+    push validates 500 operations of a dozen fields)."""
+    later = getattr(cls, "checked_later", frozenset())
+    return {
+        name: FieldRule(_scalar_kind(field.annotation), _item_kind(field.annotation),
+                        name not in later and _holds_text(field.annotation), _allows_newlines(field))
+        for name, field in cls.model_fields.items()
+    }
 
 
 class PayloadModel(BaseModel):
@@ -165,31 +201,27 @@ class PayloadModel(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _json_types(cls, value: Any, info: ValidationInfo) -> Any:
-        rule = _field_rule(cls, info.field_name or "")
-        if rule is None or value is None:
+        rule = _field_rules(cls).get(info.field_name or "")
+        if rule is None or value is None or (rule.kind is None and rule.item_kind is None):
             return value
-        kind, item_kind, _multiline = rule
-        if kind is not None and not isinstance(value, list | dict) and _wrong_json_type(kind, value):
+        if rule.kind is not None and not isinstance(value, list | dict) and _wrong_json_type(rule.kind, value):
             given = _JSON_NAMES.get(type(value), type(value).__name__)
-            raise ValueError(f"must be {_TYPE_NAMES[kind]}, not a JSON {given}")
-        if item_kind is not None and isinstance(value, list):
+            raise ValueError(f"must be {_TYPE_NAMES[rule.kind]}, not a JSON {given}")
+        if rule.item_kind is not None and isinstance(value, list):
             for i, item in enumerate(value):
-                if _wrong_json_type(item_kind, item):
-                    raise ValueError(f"item {i} must be {_TYPE_NAMES[item_kind]}")
+                if _wrong_json_type(rule.item_kind, item):
+                    raise ValueError(f"item {i} must be {_TYPE_NAMES[rule.item_kind]}")
         return value
 
     @field_validator("*", mode="after")
     @classmethod
     def _text(cls, value: Any, info: ValidationInfo) -> Any:
-        if info.field_name in cls.checked_later:
-            return value
-        if isinstance(value, BaseModel) or value is None:
+        rule = _field_rules(cls).get(info.field_name or "")
+        if rule is None or not rule.text or value is None or isinstance(value, BaseModel):
             return value  # nested schemas check their own fields
-        rule = _field_rule(cls, info.field_name or "")
-        multiline = rule is not None and rule[2]
         if isinstance(value, list | tuple) and value and all(isinstance(v, BaseModel) for v in value):
             return value
-        errors = _text_errors(value, multiline=multiline)
+        errors = _text_errors(value, multiline=rule.multiline)
         if errors:
             raise ValueError("; ".join(errors[:5]))
         return value

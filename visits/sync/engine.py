@@ -220,6 +220,7 @@ class BatchContext:
         # Each visit's data parsed once (by op_id: only an op_id's first copy is ever applied),
         # whether it is first read for its expected result, its group or its own savepoint.
         self._visits: dict[str, VisitCreate | Rejected] = {}
+        self._fixes: dict[str, DeviceFix] = {}
 
     def visit_data(self, op: dict) -> VisitCreate:
         key = str(op["op_id"])
@@ -232,6 +233,14 @@ class BatchContext:
         if isinstance(parsed, Rejected):
             raise Rejected(parsed.code, parsed.message, parsed.details)
         return parsed
+
+    def device_fix(self, op: dict, data: VisitCreate) -> "DeviceFix":
+        """Where the device was for a visit of a household the pusher may see, worked out once (for
+        its expected result and again for its row)."""
+        key = str(op["op_id"])
+        if key not in self._fixes:
+            self._fixes[key] = DeviceFix.of(self.household_at(data.household_id), data)
+        return self._fixes[key]
 
     def visible(self, household_id: UUID) -> bool:
         return household_id in self.households
@@ -344,7 +353,7 @@ def _expected_result(user: User, op: dict, context: BatchContext) -> dict:
         return {}
     if not context.visible(data.household_id):
         return {}
-    fix = DeviceFix.of(context.household_at(data.household_id), data)
+    fix = context.device_fix(op, data)
     return {"status": "applied", "id": str(data.id), "version": 1, "flags": fix.flags()}
 
 
@@ -581,7 +590,7 @@ def _plan_visit(user: User, op: dict, context: BatchContext) -> tuple[bulk.Visit
             return None  # recorded or cancelled: services.record_outcome decides, alone
         outcome = bulk.FirstOutcome(visit=scheduled, outcome=data.outcome)
     form = _visit_form(user, data, context)
-    fix = DeviceFix.of(context.household_at(data.household_id), data)
+    fix = context.device_fix(op, data)
     row = bulk.VisitRow(
         id=data.id, op_id=str(op["op_id"]), household_id=data.household_id, scheduled_visit_id=data.scheduled_visit_id,
         outcome=data.outcome, met_person=data.met_person, form_id=form.pk if form else None, answers=data.answers,
