@@ -181,7 +181,7 @@ class FieldRule(typing.NamedTuple):
 def _field_rules(cls: type[BaseModel]) -> dict[str, FieldRule]:
     """Each field's rule, read from its annotation once per class, not at every validation (a sync
     push validates 500 operations of a dozen fields)."""
-    later = getattr(cls, "checked_later", frozenset())
+    later: frozenset[str] = getattr(cls, "checked_later", frozenset())
     return {
         name: FieldRule(_scalar_kind(field.annotation), _item_kind(field.annotation),
                         name not in later and _holds_text(field.annotation), _allows_newlines(field))
