@@ -202,19 +202,21 @@ def tile(request: AuthedRequest, path: Path[TilePath], q: Query[TileQuery]):
 class GeoJsonQuery(Schema):
     campaign: int | None = Field(None, description="Default: the current campaign")
     simplify: float = Field(0.0, ge=0, le=0.01, description="Simplification tolerance in degrees")
+    bbox: str | None = Field(None, description="minLon,minLat,maxLon,maxLat: only the 自治会 meeting it (a map's view)")
 
 
 @router.get("/neighborhoods.geojson", summary="自治会 with the campaign's coverage, as GeoJSON")
 def neighborhoods_geojson(request: AuthedRequest, q: Query[GeoJsonQuery]):
     user = request.auth
+    bbox = parse_bbox(q.bbox)
     chosen = access.campaign_for(user, q.campaign)
     cid = chosen.pk if chosen else None
     version = queries.data_version(("neighborhood", "coverage"), queries.VersionContext(
         municipality_id=municipality_id_of(user), user_id=user.pk, campaign_id=cid,
     ))
-    tag = tiles.json_etag("neighborhoods", f"c{cid};s{q.simplify}", user, version)
+    tag = tiles.json_etag("neighborhoods", f"c{cid};s{q.simplify};b{bbox}", user, version)
     return _conditional(request, tag, "application/geo+json", lambda: queries.neighborhoods_geojson(
-        municipality_id=municipality_id_of(user), campaign_id=cid, tolerance=q.simplify,
+        municipality_id=municipality_id_of(user), campaign_id=cid, tolerance=q.simplify, bbox=bbox,
     ))
 
 

@@ -467,10 +467,13 @@ def _json_text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def neighborhoods_geojson(*, municipality_id: int, campaign_id: int | None, tolerance: float) -> str:
+def neighborhoods_geojson(
+    *, municipality_id: int, campaign_id: int | None, tolerance: float,
+    bbox: tuple[float, float, float, float] | None = None,
+) -> str:
     """The 自治会 with the campaign's coverage: the one 自治会 GeoJSON builder (neighborhoods.queries)."""
     return neighborhoods_feature_collection(
-        municipality_id=municipality_id, properties=coverage_properties(campaign_id), tolerance=tolerance
+        municipality_id=municipality_id, properties=coverage_properties(campaign_id), tolerance=tolerance, bbox=bbox,
     )
 
 

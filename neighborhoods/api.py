@@ -76,13 +76,17 @@ def list_neighborhoods(request: AuthedRequest, filters: Query[NeighborhoodFilter
 
 @router.get("/neighborhoods.geojson", summary="自治会 as a GeoJSON FeatureCollection with household counts")
 def neighborhoods_geojson(
-    request: AuthedRequest, simplify: float = 0.0, district: int | None = None, daily_life_area: int | None = None
+    request: AuthedRequest, simplify: float = 0.0, district: int | None = None, daily_life_area: int | None = None,
+    bbox: str | None = None,
 ):
+    """`bbox` (minLon,minLat,maxLon,maxLat) keeps the 自治会 that meet it: a map asks for its view."""
+    box = parse_bbox(bbox)
     body = queries.neighborhoods_feature_collection(
         municipality_id=municipality_id_of(request.auth),
         tolerance=max(0.0, min(simplify, 0.01)),
         district_id=district,
         area_id=daily_life_area,
+        bbox=box,
     )
     return HttpResponse(body, content_type="application/geo+json")
 

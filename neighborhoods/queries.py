@@ -74,11 +74,14 @@ WHERE n.municipality_id = %(municipality)s AND n.geom IS NOT NULL{extra}
 def neighborhoods_feature_collection(
     *, municipality_id: int, properties: FeatureProperties = HOUSEHOLD_COUNTS, tolerance: float = 0.0,
     district_id: int | None = None, area_id: int | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
 ) -> str:
     """The municipality's 自治会 as one GeoJSON FeatureCollection (geometry rounded to 6 decimals,
     simplified when `tolerance` > 0; ordered by code), built by one SQL statement (PostGIS does the
     geometry and the JSON). Each feature's properties are id, code, name, then `properties`: this
-    app's household counts, or another app's set (the map's coverage)."""
+    app's household counts, or another app's set (the map's coverage). With `bbox` only the 自治会
+whose area meets it (a map's viewport: the answer stays the size of the view in a large city, and
+the spatial index finds it)."""
     extra = ""
     params: dict = {**properties.params, "municipality": municipality_id, "tolerance": tolerance}
     if district_id is not None:
@@ -87,6 +90,9 @@ def neighborhoods_feature_collection(
     if area_id is not None:
         extra += " AND n.daily_life_area_id = %(area)s"
         params["area"] = area_id
+    if bbox is not None:
+        extra += " AND n.geom && ST_MakeEnvelope(%(west)s, %(south)s, %(east)s, %(north)s, 4326)"
+        params.update(zip(("west", "south", "east", "north"), bbox, strict=True))
     pairs = f", {properties.pairs}" if properties.pairs else ""
     sql = _FEATURE_COLLECTION_SQL.format(pairs=pairs, joins=properties.joins, extra=extra)
     with connection.cursor() as cursor:

@@ -52,6 +52,40 @@ def test_geojson_feature_collection_in_one_query(town, two_hoods, django_assert_
     assert all(f["geometry"]["type"] == "MultiPolygon" for f in fc["features"])
 
 
+def _inside(hood) -> str:
+    """A bbox strictly inside a 自治会's square (the squares of neighbours share an edge)."""
+    x0, y0, x1, y1 = hood.geom.extent
+    return f"{x0 + 0.001},{y0 + 0.001},{x1 - 0.001},{y1 - 0.001}"
+
+
+@pytest.mark.parametrize("path", ["neighborhoods.geojson", "maps/neighborhoods.geojson"])
+def test_geojson_of_a_map_view_holds_the_neighborhoods_meeting_it(town, two_hoods, path):
+    first, second, _ = two_hoods
+    client = town.client("supervisor")
+    codes = {f["properties"]["code"] for f in client.get(path, query={"bbox": _inside(second)}).json()["features"]}
+    assert codes == {second.code}
+    whole = client.get(path).json()["features"]
+    assert {f["properties"]["code"] for f in whole} == {first.code, second.code}
+    far = client.get(path, query={"bbox": "139.0,35.0,139.1,35.1"}).json()
+    assert far == {"type": "FeatureCollection", "features": []}
+
+
+@pytest.mark.parametrize("path", ["neighborhoods.geojson", "maps/neighborhoods.geojson"])
+@pytest.mark.parametrize("bbox", ["1,2,3", "10,10,5,5", "0,0,200,10"])
+def test_geojson_bbox_nonsense_is_422(town, path, bbox):
+    assert_error_body(town.client("supervisor").get(path, query={"bbox": bbox}), 422, "invalid")
+
+
+def test_map_geojson_etag_differs_by_view(town, two_hoods):
+    client = town.client("supervisor")
+    whole = client.get("maps/neighborhoods.geojson")
+    view = client.get("maps/neighborhoods.geojson", query={"bbox": _inside(two_hoods[1])})
+    assert whole["ETag"] and view["ETag"] and whole["ETag"] != view["ETag"]
+    again = client.get("maps/neighborhoods.geojson", query={"bbox": _inside(two_hoods[1])},
+                       headers={"If-None-Match": view["ETag"]})
+    assert again.status_code == 304
+
+
 def test_households_outside_every_neighborhood_are_listed_not_dropped(town, two_hoods):
     *_, outside = two_hoods
     items = town.client("coordinator").get("households", query={"unassigned": "true"}).json()["items"]
