@@ -36,7 +36,7 @@ def household_scope(user: User) -> Q:
     if user.role == Role.OUTREACH_WORKER:
         return Q(municipality_id=municipality_id_of(user), neighborhood_id__in=_allocated_neighborhoods(user))
     if user.role == Role.COMMISSIONER:
-        return Q(municipality_id=municipality_id_of(user), neighborhood_id__in=_commissioned_neighborhoods(user))
+        return Q(municipality_id=municipality_id_of(user), neighborhood_id__in=commissioned_neighborhoods(user))
     return Q(pk__in=[])
 
 
@@ -52,7 +52,10 @@ def _allocated_neighborhoods(user: User) -> QuerySet:
     )
 
 
-def _commissioned_neighborhoods(user: User) -> QuerySet:
+def commissioned_neighborhoods(user: User) -> QuerySet:
+    """The ids of a 民生委員's own 自治会, as a subquery: `neighborhood_id IN (…)` reads their part
+    of the town by its index, where a join through the 自治会's commissioners made a list OR-ed with
+    it (their own concerns) join every row of the town and then drop the duplicates."""
     return User.neighborhoods.through.objects.filter(user_id=user.pk).values("neighborhood_id")
 
 

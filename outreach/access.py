@@ -22,7 +22,7 @@ from accounts.access import municipality_id_of
 from accounts.models import User
 from accounts.roles import Role
 from backend.errors import Forbidden
-from neighborhoods.access import household_scope
+from neighborhoods.access import commissioned_neighborhoods, household_scope
 from outreach.models import (
     CaseContact,
     CaseMeeting,
@@ -47,7 +47,9 @@ def visible_meetings(user: User) -> QuerySet[Meeting]:
     if user.role in READERS:
         return Meeting.objects.filter(municipality_id=municipality_id_of(user))
     if user.role == Role.COMMISSIONER:
-        return Meeting.objects.filter(municipality_id=municipality_id_of(user), neighborhood__commissioners=user)
+        return Meeting.objects.filter(
+            municipality_id=municipality_id_of(user), neighborhood_id__in=commissioned_neighborhoods(user)
+        )
     return Meeting.objects.none()
 
 
@@ -56,7 +58,7 @@ def visible_watches(user: User) -> WatchQuerySet:
         return WatchArrangement.objects.filter(municipality_id=municipality_id_of(user))
     if user.role == Role.COMMISSIONER:
         return WatchArrangement.objects.filter(
-            municipality_id=municipality_id_of(user), household__neighborhood__commissioners=user
+            municipality_id=municipality_id_of(user), household__neighborhood_id__in=commissioned_neighborhoods(user)
         )
     return WatchArrangement.objects.none()
 
@@ -66,8 +68,8 @@ def visible_concerns(user: User) -> QuerySet[Concern]:
     if user.role in READERS:
         return Concern.objects.filter(municipality_id=municipality_id_of(user))
     if user.role == Role.COMMISSIONER:
-        own_area = Q(neighborhood__commissioners=user)
-        return Concern.objects.filter(Q(municipality_id=municipality_id_of(user)) & (mine | own_area)).distinct()
+        own_area = Q(neighborhood_id__in=commissioned_neighborhoods(user))
+        return Concern.objects.filter(Q(municipality_id=municipality_id_of(user)) & (mine | own_area))
     if user.role == Role.OUTREACH_WORKER:
         allocated = Q(household__in=_households(user))
         return Concern.objects.filter(Q(municipality_id=municipality_id_of(user)) & (mine | allocated))
