@@ -27,6 +27,7 @@ from visits.schemas import (
     CampaignIn,
     CampaignOut,
     CampaignPatch,
+    CampaignSummaryOut,
     DaysOffIn,
     HearingDetailOut,
     HearingIn,
@@ -119,10 +120,11 @@ _FISCAL_YEAR = Query(None, ge=2000, le=2100, description="年度 (April–March)
 _STATUS = Query(None, description="draft (準備中) | running (実施中) | closed (終了)")
 
 
-@router.get("/campaigns", response=list[CampaignOut], summary="Survey campaigns (世帯訪問調査)")
+@router.get("/campaigns", response=list[CampaignSummaryOut], summary="Survey campaigns (世帯訪問調査)")
 @paginate(Paginated)
 def list_campaigns(request: AuthedRequest, fiscal_year: int | None = _FISCAL_YEAR, status: CampaignStatus | None = _STATUS):
-    campaigns = _campaigns(request)
+    # How many 自治会 each targets, counted by the targets' unique index; the ids are on the campaign.
+    campaigns = access.visible_campaigns(request.auth).annotate(target_count=Count("targets"))
     if fiscal_year:
         campaigns = campaigns.filter(fiscal_year=fiscal_year)
     if status:

@@ -98,7 +98,10 @@ class CampaignPatch(BodySchema):
     time_bands: list[TimeBand] = Unchanged(min_length=1, max_length=6)
 
 
-class CampaignOut(Schema):
+class CampaignSummaryOut(Schema):
+    """A campaign in the list: how many 自治会 it targets, not which (a city's campaign targets
+    thousands; the ids are on the campaign itself, GET /campaigns/{id})."""
+
     id: int
     fiscal_year: int
     name: str
@@ -108,7 +111,15 @@ class CampaignOut(Schema):
     visits_per_worker_day: int
     max_attempts: int
     time_bands: list[str]
-    neighborhood_ids: list[int]
+    target_count: int = Field(..., description="The 自治会 it targets")
+
+
+class CampaignOut(CampaignSummaryOut):
+    neighborhood_ids: list[int] = Field(..., description="The 自治会 it targets, in visiting order")
+
+    @staticmethod
+    def resolve_target_count(obj) -> int:
+        return len(obj.targets.all())
 
     @staticmethod
     def resolve_neighborhood_ids(obj) -> list[int]:

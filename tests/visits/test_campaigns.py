@@ -10,7 +10,7 @@ from neighborhoods.models import Household
 from tests import factories
 from tests.api.test_errors import assert_error_body
 from visits.calendar import is_public_holiday
-from visits.models import Campaign, CampaignHousehold, PlanningJob, ScheduledVisit
+from visits.models import Campaign, CampaignHousehold, CampaignNeighborhood, PlanningJob, ScheduledVisit
 
 START, END = dt.date(2026, 12, 21), dt.date(2027, 1, 29)  # spans the New Year holidays and 成人の日
 
@@ -45,6 +45,19 @@ def survey(town, django_capture_on_commit_callbacks):
     assert client.post(f"campaigns/{campaign.id}/activate").status_code == 200  # it reaches the workers
     return {"campaign": campaign, "hoods": (first, second), "workers": workers, "client": client,
             "capture": django_capture_on_commit_callbacks}
+
+
+def test_campaign_list_counts_its_targets_and_the_campaign_names_them(survey, django_assert_max_num_queries):
+    client, campaign = survey["client"], survey["campaign"]
+    first, second = survey["hoods"]
+    with django_assert_max_num_queries(5):  # token, last-used, count, page: no query per campaign
+        listed = client.get("campaigns").json()["items"]
+    mine = next(c for c in listed if c["id"] == campaign.id)
+    assert mine["target_count"] == 2 and "neighborhood_ids" not in mine
+    for other in (c for c in listed if c["id"] != campaign.id):  # the town's own campaign
+        assert other["target_count"] == CampaignNeighborhood.objects.filter(campaign_id=other["id"]).count()
+    one = client.get(f"campaigns/{campaign.id}").json()
+    assert one["target_count"] == 2 and one["neighborhood_ids"] == [first.id, second.id]
 
 
 def plan(survey, kind="plan", body=None):
