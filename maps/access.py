@@ -78,11 +78,7 @@ def open_concern_condition(user: User, column: str = "h.id") -> SqlCondition | N
     from outreach.access import visible_concerns
 
     concerns = visible_concerns(user).exclude(status="closed").filter(household__isnull=False)
-    try:
-        sql, params = concerns.order_by().values("household_id").query.sql_with_params()
-    except EmptyResultSet:
-        return None
-    return SqlCondition(f"{column} IN ({sql})", tuple(params))
+    return _household_in(concerns, column)
 
 
 def open_case_condition(user: User, column: str = "h.id") -> SqlCondition | None:
@@ -90,11 +86,20 @@ def open_case_condition(user: User, column: str = "h.id") -> SqlCondition | None
     from outreach.access import visible_cases
 
     cases = visible_cases(user).filter(status="open")
+    return _household_in(cases, column)
+
+
+def _household_in(rows: QuerySet, column: str) -> SqlCondition | None:
+    """`column` is the household of one of `rows`, looked up by the household's index for each
+    household a request reads (a 自治会's few hundred, a tile's), where `IN (subquery)` had the
+    planner hash every open concern or case of the city first. `OFFSET 0` keeps PostgreSQL from
+    turning the EXISTS back into that hashed IN. None when the role sees none of them."""
     try:
-        sql, params = cases.order_by().values("household_id").query.sql_with_params()
+        sql, params = rows.order_by().values("household_id").query.sql_with_params()
     except EmptyResultSet:
         return None
-    return SqlCondition(f"{column} IN ({sql})", tuple(params))
+    exists = f"EXISTS (SELECT 1 FROM ({sql}) AS s WHERE s.household_id = {column} OFFSET 0)"  # noqa: S608 - a queryset's SQL, values bound
+    return SqlCondition(exists, tuple(params))
 
 
 def withheld_indicators(user: User) -> tuple[str, ...]:
