@@ -1,11 +1,12 @@
 """Pagination for every list: ?limit=&offset=, answered as {"items": [...], "count": n,
 "count_capped": bool}.
 
-The count is exact up to settings.TSUNAGU_LIST_COUNT_CAP (10,000) matching rows; past it the list
-answers the cap with `count_capped: true` ("10,000件以上"; backend.db.capped_count). Counting every household of a town of
-1.8 million on each page cost 18 times what it did at 100,000 (issue 15): a count that stops at the
-cap costs the same in both, and a person paging a list that long narrows it (by 自治会, status …)
-rather than reading to its end. Exact per-自治会 household counts are on the 自治会 list."""
+The count is exact up to settings.TSUNAGU_LIST_COUNT_CAP (1,000) matching rows; past it the list
+answers the cap with `count_capped: true` ("1,000件以上"; backend.db.capped_count). Counting every
+household of a town of 1.8 million on each page cost 18 times what it did at 100,000 (issue 15): a
+count that stops at the cap costs the same in both, and a person paging a list that long (20 pages
+of 50) narrows it (by 自治会, status …) rather than reading to its end. At 10,000 a corporation's
+households or a risk flag's still counted more rows in a city than in a town (2–3x). Exact per-自治会 household counts are on the 自治会 list."""
 
 from typing import Any
 
@@ -29,7 +30,7 @@ class Paginated(LimitOffsetPagination):
 
     class Output(Schema):
         items: list[Any]
-        count: int = Field(..., description="Matching rows, exact up to the cap (10,000); the cap when count_capped")
+        count: int = Field(..., description="Matching rows, exact up to the cap (1,000); the cap when count_capped")
         count_capped: bool = Field(..., description="True when more rows match than the count says")
 
     def paginate_queryset(self, queryset: QuerySet, pagination: Any, request: HttpRequest, **params: Any) -> Any:

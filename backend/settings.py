@@ -256,7 +256,7 @@ Q_CLUSTER = {
 NINJA_PAGINATION_MAX_LIMIT = 500
 # A list's `count` is exact up to this many rows, then says `count_capped` (api/pagination.py): a
 # count that stops here costs the same in a town of 100,000 households and one of 1.8 million.
-TSUNAGU_LIST_COUNT_CAP = env.int("TSUNAGU_LIST_COUNT_CAP", default=10_000)
+TSUNAGU_LIST_COUNT_CAP = env.int("TSUNAGU_LIST_COUNT_CAP", default=1_000)
 
 # Reports (reports/): counts below this are suppressed in reports meant for a wider audience (the
 # supervisors' page and API, exports marked public) so that no person can be singled out.
