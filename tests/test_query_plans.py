@@ -88,6 +88,14 @@ def _tile(layer: str, z: int, campaign: bool = False) -> Callable:
     return path
 
 
+def _view(f) -> str:
+    """A map's view around the fixture's 自治会 (its box and about as much again on each side): the
+    bbox a map page asks the 自治会 GeoJSON for; as many 自治会 meet it in a town as in a city."""
+    x0, y0, x1, y1 = f.town.neighborhood.geom.extent
+    dx, dy = x1 - x0, y1 - y0
+    return f"{x0 - dx:.6f},{y0 - dy:.6f},{x1 + dx:.6f},{y1 + dy:.6f}"
+
+
 REQUESTS: list[Path] = [
     Path("me", "coordinator", lambda f: "me"),
     Path("users", "coordinator", lambda f: "users"),
@@ -108,6 +116,7 @@ REQUESTS: list[Path] = [
     Path("neighborhoods (民生委員)", "commissioner", lambda f: "neighborhoods"),
     Path("neighborhood detail", "coordinator", lambda f: f"neighborhoods/{f.town.neighborhood.id}"),
     Path("neighborhoods geojson", "coordinator", lambda f: "neighborhoods.geojson"),
+    Path("neighborhoods geojson (a view)", "coordinator", lambda f: f"neighborhoods.geojson?bbox={_view(f)}"),
     Path("resources", "coordinator", lambda f: "resources"),
     Path("partners", "coordinator", lambda f: "partners"),
     Path("partner workers", "coordinator", lambda f: f"partners/{f.town.partner.id}/workers"),
@@ -142,6 +151,8 @@ REQUESTS: list[Path] = [
     Path("map overdue", "coordinator", lambda f: "maps/overdue"),
     Path("map layers", "coordinator", lambda f: "maps/layers"),
     Path("map neighborhoods geojson", "coordinator", lambda f: f"maps/neighborhoods.geojson?campaign={f.town.campaign.id}"),
+    Path("map neighborhoods geojson (a view)", "coordinator",
+         lambda f: f"maps/neighborhoods.geojson?campaign={f.town.campaign.id}&bbox={_view(f)}"),
     Path("map resources geojson", "coordinator", lambda f: "maps/resources.geojson"),
     Path("tile neighborhoods z13", "coordinator", _tile("neighborhoods", 13, campaign=True)),
     Path("tile households z15", "coordinator", _tile("households", 15, campaign=True)),
