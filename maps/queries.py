@@ -248,11 +248,33 @@ SELECT c.neighborhood_id, n.code, n.name, c.position, c.district_id, c.daily_lif
 """  # noqa: S608 - constant fragments, values bound
 
 
-def read_campaign_cells(*, campaign_id: int, municipality_id: int) -> list[dict]:
-    """The snapshot's cells of a campaign (campaign progress reads them): what
-    visits.coverage.campaign_cells answers live, as of the snapshot's refresh."""
-    rows = fetch_dicts(CAMPAIGN_CELLS_READ_SQL, {"campaign": campaign_id, "municipality": municipality_id})
+def read_campaign_cells(*, campaign_id: int, municipality_id: int, limit: int | None = None, offset: int = 0) -> list[dict]:
+    """The snapshot's cells of a campaign in target order (campaign progress reads them, a page at a
+    time): what visits.coverage.campaign_cells answers live, as of the snapshot's refresh."""
+    rows = fetch_dicts(
+        CAMPAIGN_CELLS_READ_SQL + " LIMIT %(limit)s OFFSET %(offset)s",
+        {"campaign": campaign_id, "municipality": municipality_id, "limit": limit, "offset": offset},
+    )
     return [{k: r[k] for k in coverage.CELL_KEYS} for r in rows]
+
+
+# Per corporation (NULL: 自治会 not allocated), in the order their first 自治会 come in the campaign.
+PARTNER_PROGRESS_SQL = f"""
+SELECT c.partner_organization_id, coalesce(p.name, '') AS name, count(*)::int AS neighborhoods,
+       count(*) FILTER (WHERE {_CELL_STATE} = 'complete')::int AS complete,
+       coalesce(sum(c.in_scope), 0)::int AS in_scope, coalesce(sum({_CELL_FINISHED}), 0)::int AS finished
+  FROM maps_coveragecell c
+  LEFT JOIN visits_partnerorganization p ON p.id = c.partner_organization_id AND p.municipality_id = %(municipality)s
+ WHERE c.municipality_id = %(municipality)s AND c.campaign_id = %(campaign)s
+ GROUP BY c.partner_organization_id, p.name
+ ORDER BY min(c.position), c.partner_organization_id NULLS LAST
+"""  # noqa: S608 - constant fragments, values bound
+
+
+def read_partner_progress(*, campaign_id: int, municipality_id: int) -> list[dict]:
+    """The snapshot's cells of a campaign summed per corporation, in SQL: the whole campaign, however
+    many 自治会 it has, in one row per corporation."""
+    return fetch_dicts(PARTNER_PROGRESS_SQL, {"campaign": campaign_id, "municipality": municipality_id})
 
 
 WEEKLY_SQL = """

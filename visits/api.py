@@ -14,7 +14,7 @@ from accounts.models import User
 from accounts.roles import Role
 from api.auth import AuthedRequest
 from api.output import with_output_attrs
-from api.pagination import Paginated
+from api.pagination import MAX_OFFSET, Paginated
 from audit.services import record_change, record_read
 from backend.errors import Forbidden, InvalidInput
 from neighborhoods.access import visible_neighborhoods
@@ -267,10 +267,14 @@ def get_job(request: AuthedRequest, job_id: UUID):
     return get_object_or_404(access.visible_planning_jobs(request.auth), pk=job_id)
 
 
-@router.get("/campaigns/{campaign_id}/progress", summary="Progress per 自治会 and per corporation")
-def campaign_progress(request: AuthedRequest, campaign_id: int):
+@router.get("/campaigns/{campaign_id}/progress", summary="Progress per corporation, and per 自治会 a page at a time")
+def campaign_progress(
+    request: AuthedRequest, campaign_id: int,
+    limit: int = Query(100, ge=1, le=1000, description="自治会 per page, in target order"),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+):
     campaign = get_object_or_404(access.visible_campaigns(request.auth), pk=campaign_id)
-    return services.campaign_progress(campaign)
+    return services.campaign_progress(campaign, limit=limit, offset=offset)
 
 
 # --- schedules ----------------------------------------------------------------------------------

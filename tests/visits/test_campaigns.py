@@ -308,6 +308,30 @@ def test_progress_per_neighborhood_and_corporation(survey, town):
     assert body["partners"][0]["complete"] == 1
 
 
+def test_progress_pages_the_neighborhoods_and_sums_corporations_over_all(survey):
+    plan(survey)
+    first, second = survey["hoods"]
+    from visits.services import record_outcome
+
+    for v in ScheduledVisit.objects.filter(neighborhood=first):
+        record_outcome(visit=v, outcome="met")
+    url = f"campaigns/{survey['campaign'].id}/progress"
+    page1 = survey["client"].get(url, query={"limit": 1}).json()
+    page2 = survey["client"].get(url, query={"limit": 1, "offset": 1}).json()
+    assert [n["neighborhood_id"] for n in page1["neighborhoods"]] == [first.id]
+    assert [n["neighborhood_id"] for n in page2["neighborhoods"]] == [second.id]
+    assert page1["neighborhoods_count"] == page2["neighborhoods_count"] == 2
+    whole = survey["client"].get(url).json()
+    assert page1["partners"] == page2["partners"] == whole["partners"]
+    (partner,) = whole["partners"]
+    cells = whole["neighborhoods"]
+    assert partner["neighborhoods"] == 2 and partner["complete"] == 1
+    assert partner["in_scope"] == sum(n["in_scope"] for n in cells)
+    assert partner["finished"] == sum(n["finished"] for n in cells)
+    assert_error_body(survey["client"].get(url, query={"limit": 0}), 422)
+    assert_error_body(survey["client"].get(url, query={"limit": 1001}), 422)
+
+
 def factories_client(town, user):
     from tests.conftest import ApiClient
 
