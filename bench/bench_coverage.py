@@ -37,6 +37,16 @@ def run() -> list[Figure]:
                 cursor.fetchall()
         return execute
 
+    # The refresh dates finishes by their stored finished_at: a town loaded with triggers off and
+    # without it would be measured with no week to count.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM visits_campaignhousehold WHERE campaign_id = %s AND state IN {coverage.FINAL_STATES_SQL}"
+            " AND finished_at IS NULL", [campaign.pk],
+        )
+        undated = cursor.fetchone()[0]
+    assert not undated, f"{undated:,} finished households without finished_at: rebuild without --keep-db"
+
     note = f"{city['hoods']:,} 自治会 / {city['households']:,} households"
     runs = {"cells": statement(coverage.CELLS_SQL), "cells_no_jit": statement(coverage.CELLS_SQL, jit=False),
             "refresh": lambda: refresh_coverage(campaign.pk)}

@@ -99,6 +99,8 @@ def _add_year(city: dict) -> dict:
             SELECT c.id, CASE WHEN c.consent = 'consented' THEN 'multi_agency' ELSE 'support' END,
                    DATE '2026-04-15' + (abs(hashtext(c.id::text)) %% 24) * 14, '[]', true, '', '', %(coord)s, now()
               FROM outreach_outreachcase c WHERE c.municipality_id = %(m)s;
+            -- With triggers off, the new records' finish times are dated here (migration visits 0008).
+            SELECT visits_date_finishes(c.id) FROM visits_campaign c WHERE c.municipality_id = %(m)s;
             """, p,
         )
     with connection.cursor() as cur:

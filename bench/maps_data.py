@@ -145,7 +145,9 @@ def synthetic_city(*, code: str, hoods: int, households: int, seed: float = 0.42
             SELECT gen_random_uuid(), %(m)s, ch.household_id, %(worker)s, ch.state, '', '{}'::jsonb, '', '{}',
                    (ch.last_attempt_date + time '10:00') AT TIME ZONE 'Asia/Tokyo', now(), false
               FROM visits_campaignhousehold ch
-             WHERE ch.campaign_id = %(c)s AND ch.state IN ('met', 'refused', 'leaflet_left', 'moved', 'vacant')
+             WHERE ch.campaign_id = %(c)s AND ch.state IN ('met', 'refused', 'leaflet_left', 'moved', 'vacant');
+            -- With triggers off, the finish times are dated here (migration visits 0008).
+            SELECT visits_date_finishes(%(c)s);
             """, p,
         )
         cur.execute(

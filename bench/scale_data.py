@@ -20,7 +20,9 @@ Everything grows with the households, so that a request whose work is bounded (a
 
 Triggers are off while loading (session_replication_role = replica: the append-only guards, the
 history triggers and change_seq's), so change_seq is taken from the sync sequence here and the
-history tables stay empty (a history row records a change; a generated town has had none)."""
+history tables stay empty (a history row records a change; a generated town has had none); the
+campaign households' finished_at is filled by the function its campaign trigger calls (migration
+visits 0008), or the coverage refresh would find no finish to date."""
 
 import datetime as dt
 import math
@@ -271,6 +273,7 @@ def _visits(cur, p: dict) -> None:
                nextval('sync_change_seq'), ''
           FROM (SELECT s.*, %(today)s - 7 + (s.k / 10 %% 21) AS date
                   FROM scale_assigned s WHERE s.state = 'scheduled') x;
+        SELECT visits_date_finishes(%(c)s);
         """, p,
     )
 

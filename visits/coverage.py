@@ -144,42 +144,28 @@ WEEK_COLUMNS = (
     "partner_organization_id", "week", "finished",
 )
 
-# The ISO week (its Monday, Japan time) in which a finished household was finished: its first final
-# visit record since the campaign started (corrected records left out), else the day of the attempt
-# that finished it, else when its state last changed. NULL for a household not finished.
-_FINISHED_WEEK_SQL = f"""CASE WHEN ch.state IN {FINAL_STATES_SQL} THEN
-         date_trunc('week', (COALESCE(f.at, (ch.last_attempt_date + time '12:00') AT TIME ZONE %(tz)s,
-                                      ch.updated_at)) AT TIME ZONE %(tz)s)::date END"""
+# The ISO week (its Monday, Japan time) in which a finished household was finished: its stored
+# finished_at (its first final visit record since the campaign started, corrected records left
+# out, else the day of the attempt that finished it, else when its state last changed; kept by the
+# triggers of migration visits 0008). NULL for a household not finished.
+_FINISHED_WEEK_SQL = "date_trunc('week', ch.finished_at AT TIME ZONE %(tz)s)::date"
 
 # The snapshot of a campaign as the CTEs `cells` (SNAPSHOT_COLUMNS, CELLS_SQL's numbers) and
 # `weeks` (WEEK_COLUMNS: finished households per 自治会 and week), for maps.services to merge in the
-# same statement. Parameters: as CELLS_SQL, with %(since)s (the campaign's first day, start of day)
-# and %(tz)s.
+# same statement. Parameters: as CELLS_SQL, with %(tz)s.
 #
 # One pass over the campaign's households counts them per 自治会 and week of finishing (`counted`);
 # a cell is the sum of its 自治会's weeks, a week row is one of them. Computing the weeks in a
 # statement of their own, as the snapshot did first, went over the households a second time: the
-# refresh took 2.7x the cells' aggregate at 300,000 households (2.2x at 1.8M); in one pass it takes
-# 2.0x, and the same pass without dating the finishes takes what the aggregate takes
-# (bench/bench_coverage.py). What remains is `first_final`, the scan of the municipality's final
-# visit records since the campaign started. A finished_at stored on the campaign state would spare
-# it, but today's rule dates a finish by the household's first final record, which may arrive (an
-# offline tablet) or be corrected after the state became final, and falls back on the attempt day
-# and the row's last change: every write of records, outcomes, corrections, merges, hand edits and
-# the sync's bulk SQL would have to keep it (a trigger on visit records and campaign states could),
-# which is more than this change should carry.
+# refresh took 2.7x the cells' aggregate at 300,000 households (2.2x at 1.8M); in one pass, dating
+# each finish by a scan of the municipality's final visit records since the campaign started, it
+# took 2.0x. The finish time is now stored on the campaign state (visits_campaignhousehold.
+# finished_at), so the pass reads no visit record and takes about what the aggregate takes (1.0x to
+# 1.1x, bench/bench_coverage.py).
 SNAPSHOT_CTES = f"""
-first_final AS MATERIALIZED (
-  SELECT vr.household_id, min(vr.visited_at) AS at
-    FROM visits_visitrecord vr
-   WHERE vr.municipality_id = %(municipality)s AND vr.outcome IN {FINAL_STATES_SQL} AND vr.visited_at >= %(since)s
-     AND NOT EXISTS (SELECT 1 FROM visits_visitrecord c WHERE c.supersedes_id = vr.id)
-   GROUP BY vr.household_id
-),
 counted AS MATERIALIZED (
   SELECT t.neighborhood_id, {_FINISHED_WEEK_SQL} AS week,{_COUNTS_SQL}
     FROM visits_campaignneighborhood t{_HOUSEHOLDS_SQL}
-    LEFT JOIN first_final f ON f.household_id = h.id
    WHERE t.campaign_id = %(campaign)s
    GROUP BY 1, 2
 ),
@@ -202,6 +188,7 @@ weeks AS MATERIALIZED (
 
 
 def aggregate_params(*, campaign_id: int, municipality_id: int, start_date: dt.date) -> dict:
-    """The parameters of CELLS_SQL and SNAPSHOT_CTES."""
+    """The parameters of CELLS_SQL and SNAPSHOT_CTES (`since`, the campaign's first day at the start
+    of the day, is read by neither since finished_at is stored; kept for callers that date by it)."""
     since = dt.datetime.combine(start_date, dt.time(0, 0), tzinfo=ZoneInfo(settings.TIME_ZONE))
     return {"campaign": campaign_id, "municipality": municipality_id, "tz": settings.TIME_ZONE, "since": since}

@@ -215,6 +215,12 @@ class CampaignHousehold(models.Model):
     last_attempt_date = models.DateField(null=True, blank=True)
     last_attempt_band = models.CharField(max_length=10, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Written by the database only (triggers of migration 0008), from the visit records, the last
+    # attempt and updated_at: what a save sends is replaced.
+    finished_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="When the campaign finished it (kept by the database): NULL until the state is final",
+    )
 
     class Meta:
         verbose_name = "調査対象世帯"
