@@ -81,6 +81,8 @@ BEYOND_SCHEMA = {
     "GET /api/v1/households": "bbox: four numbers, each minimum below its maximum",
     "GET /api/v1/resources": "bbox: four numbers, each minimum below its maximum",
     "GET /api/v1/maps/isolation": "bbox: four numbers, each minimum below its maximum",
+    "GET /api/v1/neighborhoods.geojson": "bbox: four numbers, each minimum below its maximum",
+    "GET /api/v1/maps/neighborhoods.geojson": "bbox: four numbers, each minimum below its maximum",
     "PUT /api/v1/workers/{worker_id}/availability": "end_time after start_time, the default 17:00 included",
     "PUT /api/v1/campaigns/{campaign_id}/allocations": "each allocation names a target 自治会 of this campaign and a partner",
     "POST /api/v1/scheduled-visits/{visit_id}/reassign": "worker_id names an active outreach worker of the visit's corporation",
