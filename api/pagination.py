@@ -6,7 +6,8 @@ answers the cap with `count_capped: true` ("1,000件以上"; backend.db.capped_c
 household of a town of 1.8 million on each page cost 18 times what it did at 100,000 (issue 15): a
 count that stops at the cap costs the same in both, and a person paging a list that long (20 pages
 of 50) narrows it (by 自治会, status …) rather than reading to its end. At 10,000 a corporation's
-households or a risk flag's still counted more rows in a city than in a town (2–3x). Exact per-自治会 household counts are on the 自治会 list."""
+households or a risk flag's still counted more rows in a city than in a town (2–3x). Exact
+per-自治会 household counts are on the 自治会 list."""
 
 from typing import Any
 

@@ -24,9 +24,7 @@ def run() -> list[Figure]:
 
     city = synthetic_town(code=CODE, households=HOUSEHOLDS)
     campaign = city["campaign"]
-    params = coverage.aggregate_params(
-        campaign_id=campaign.pk, municipality_id=campaign.municipality_id, start_date=campaign.start_date
-    )
+    params = coverage.aggregate_params(campaign_id=campaign.pk, municipality_id=campaign.municipality_id)
 
     def statement(sql: str, *, jit: bool = True):
         def execute() -> None:

@@ -216,9 +216,7 @@ def _coverage_figures(label: str, city: dict, users: dict) -> list[Figure]:
 
     sql, params = queries.coverage_read_sql("neighborhood", queries.CoverageFilter())
     params.update({"municipality": campaign.municipality_id, "campaigns": [campaign.pk], "limit": 500, "offset": 0})
-    agg_params = coverage.aggregate_params(
-        campaign_id=campaign.pk, municipality_id=campaign.municipality_id, start_date=campaign.start_date
-    )
+    agg_params = coverage.aggregate_params(campaign_id=campaign.pk, municipality_id=campaign.municipality_id)
 
     def run_sql(statement, args):
         with connection.cursor() as cursor:

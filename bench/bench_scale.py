@@ -173,9 +173,7 @@ def _coverage_figure(label: str, city: dict) -> Figure:
     from visits import coverage
 
     campaign = city["campaign"]
-    params = coverage.aggregate_params(
-        campaign_id=campaign.pk, municipality_id=campaign.municipality_id, start_date=campaign.start_date
-    )
+    params = coverage.aggregate_params(campaign_id=campaign.pk, municipality_id=campaign.municipality_id)
 
     def aggregate():
         with connection.cursor() as cursor:

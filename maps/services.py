@@ -73,9 +73,7 @@ def refresh_coverage(campaign_id: int) -> dict:
     if campaign is None:
         return {"campaign": campaign_id, "skipped": "no such campaign"}
     started = time.perf_counter()
-    params = coverage.aggregate_params(
-        campaign_id=campaign.pk, municipality_id=campaign.municipality_id, start_date=campaign.start_date
-    )
+    params = coverage.aggregate_params(campaign_id=campaign.pk, municipality_id=campaign.municipality_id)
     with transaction.atomic(), connection.cursor() as cursor:
         # One refresh of a campaign at a time; a second one waits, then recomputes from newer data.
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended('maps.coverage:' || %s::text, 0))", [campaign.pk])

@@ -80,8 +80,8 @@ def neighborhoods_feature_collection(
     simplified when `tolerance` > 0; ordered by code), built by one SQL statement (PostGIS does the
     geometry and the JSON). Each feature's properties are id, code, name, then `properties`: this
     app's household counts, or another app's set (the map's coverage). With `bbox` only the 自治会
-whose area meets it (a map's viewport: the answer stays the size of the view in a large city, and
-the spatial index finds it)."""
+    whose area meets it (a map's viewport: the answer stays the size of the view in a large city,
+    and the spatial index finds it)."""
     extra = ""
     params: dict = {**properties.params, "municipality": municipality_id, "tolerance": tolerance}
     if district_id is not None:

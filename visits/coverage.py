@@ -16,8 +16,6 @@ Per targeted 自治会 of a campaign, counting the municipality's households who
 The SQL fragments are the rule; `coverage_pct` and `coverage_state` are the same rule for sums made
 in Python (tests check the two agree)."""
 
-import datetime as dt
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
@@ -187,8 +185,6 @@ weeks AS MATERIALIZED (
 )"""  # noqa: S608 - constant fragments, values bound
 
 
-def aggregate_params(*, campaign_id: int, municipality_id: int, start_date: dt.date) -> dict:
-    """The parameters of CELLS_SQL and SNAPSHOT_CTES (`since`, the campaign's first day at the start
-    of the day, is read by neither since finished_at is stored; kept for callers that date by it)."""
-    since = dt.datetime.combine(start_date, dt.time(0, 0), tzinfo=ZoneInfo(settings.TIME_ZONE))
-    return {"campaign": campaign_id, "municipality": municipality_id, "tz": settings.TIME_ZONE, "since": since}
+def aggregate_params(*, campaign_id: int, municipality_id: int) -> dict:
+    """The parameters of CELLS_SQL and SNAPSHOT_CTES."""
+    return {"campaign": campaign_id, "municipality": municipality_id, "tz": settings.TIME_ZONE}

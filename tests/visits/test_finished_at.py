@@ -6,6 +6,7 @@ as the refresh ran it, in a plain SELECT."""
 import datetime as dt
 import random
 import uuid
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
@@ -43,9 +44,9 @@ SELECT ch.id, CASE WHEN ch.state IN {coverage.FINAL_STATES_SQL} THEN
 
 def _expected(campaign: Campaign) -> dict[int, dt.datetime | None]:
     campaign.refresh_from_db()
-    params = coverage.aggregate_params(
-        campaign_id=campaign.pk, municipality_id=campaign.municipality_id, start_date=campaign.start_date
-    )
+    params = coverage.aggregate_params(campaign_id=campaign.pk, municipality_id=campaign.municipality_id)
+    # The campaign's first day from the start of the day, Japan time (what the refresh passed).
+    params["since"] = dt.datetime.combine(campaign.start_date, dt.time(0, 0), tzinfo=ZoneInfo(settings.TIME_ZONE))
     with connection.cursor() as cursor:
         cursor.execute(_RULE_SQL, params)
         return dict(cursor.fetchall())
