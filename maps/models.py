@@ -39,7 +39,11 @@ class CoverageCell(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["campaign", "neighborhood"], name="coverage_cell_unique"),
         ]
-        indexes = [models.Index(fields=["municipality", "campaign"], name="coverage_cell_campaign")]
+        indexes = [
+            models.Index(fields=["municipality", "campaign"], name="coverage_cell_campaign"),
+            # A page of a campaign's 自治会 in target order (campaign progress, coverage per 自治会).
+            models.Index(fields=["campaign", "position", "neighborhood"], name="coverage_cell_position"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.campaign_id}:{self.neighborhood_id} {self.in_scope}"
@@ -66,6 +70,66 @@ class CoverageWeek(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign_id}:{self.neighborhood_id} {self.week} +{self.finished}"
+
+
+class CoverageSummary(models.Model):
+    """A campaign's cells summed once per refresh: the whole campaign (grouping "all", key NULL) and
+    per corporation, 地区 and 日常生活圏域 (key: its id, NULL for cells without one). Written in the
+    refresh's transaction (maps.services.refresh_coverage), so a reader sees the cells and their sums
+    of the same snapshot. Coverage totals, the per-corporation and per-campaign views and campaign
+    progress read these rows instead of summing a city's 3,000 cells per request (issue 15)."""
+
+    class Grouping(models.TextChoices):
+        ALL = "all", "全体"
+        PARTNER = "partner", "法人別"
+        DISTRICT = "district", "地区別"
+        DAILY_LIFE_AREA = "daily_life_area", "日常生活圏域別"
+
+    campaign = models.ForeignKey("visits.Campaign", on_delete=models.CASCADE, related_name="+")
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.CASCADE, related_name="+")
+    grouping = models.CharField(max_length=20, choices=Grouping.choices)
+    key = models.BigIntegerField(null=True, blank=True)
+    position = models.PositiveIntegerField(default=0, help_text="The first position of its cells in the campaign")
+    in_scope = models.PositiveIntegerField(default=0)
+    met = models.PositiveIntegerField(default=0)
+    refused = models.PositiveIntegerField(default=0)
+    leaflet_left = models.PositiveIntegerField(default=0)
+    moved_or_vacant = models.PositiveIntegerField(default=0)
+    absent_pending = models.PositiveIntegerField(default=0)
+    not_visited = models.PositiveIntegerField(default=0)
+    neighborhoods = models.PositiveIntegerField(default=0)
+    neighborhoods_complete = models.PositiveIntegerField(default=0)
+    neighborhoods_in_progress = models.PositiveIntegerField(default=0)
+    neighborhoods_not_started = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "訪問状況の合計"
+        verbose_name_plural = "訪問状況の合計"
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "grouping", "key"], name="coverage_summary_unique",
+                                    nulls_distinct=False),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}:{self.grouping}:{self.key} {self.in_scope}"
+
+
+class CoverageWeekTotal(models.Model):
+    """A campaign's finished households per ISO week, all its 自治会 together (the weekly series
+    without filters), written with the summary."""
+
+    campaign = models.ForeignKey("visits.Campaign", on_delete=models.CASCADE, related_name="+")
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.CASCADE, related_name="+")
+    week = models.DateField(help_text="The Monday of the ISO week")
+    finished = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "週別訪問完了の合計"
+        verbose_name_plural = "週別訪問完了の合計"
+        constraints = [models.UniqueConstraint(fields=["campaign", "week"], name="coverage_week_total_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.week} +{self.finished}"
 
 
 class CoverageRefresh(models.Model):

@@ -6,7 +6,7 @@ import calendar
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -28,25 +28,29 @@ def _value(sql: str, params: Sequence | dict):
 
 # --- coverage: the snapshot's freshness ---------------------------------------------------------
 
-# The version of each campaign's inputs beside its snapshot row, from index lookups and small
-# scans: households (status, 自治会) and scheduled visits (every plan and outcome changes one)
-# through the sync sequence; the campaign's targets and allocations; the municipality's 自治会;
-# the campaign row. Visit records without a scheduled visit and hand edits of campaign states are
-# not seen here: the periodic sweep (maps.services.refresh_due_coverage) picks those up.
+# The version of each campaign's inputs beside its snapshot row, from index lookups whatever the
+# town's size: households (status, 自治会) and scheduled visits (every plan and outcome changes one)
+# through the sync sequence; the municipality's change counts of campaign targets, allocations and
+# 自治会 (maps_mapdatachange, kept by statement-level triggers, see LOGGED_INPUTS); the campaign
+# row. A change to another campaign's targets or allocations of the same municipality also makes
+# this one's snapshot stale: planning changes are rare, and counting a campaign's own 3,000 targets
+# and allocations per read cost ten times the rest at 1.8 million households (issue 15). Visit
+# records without a scheduled visit and hand edits of campaign states are not seen here: the
+# periodic sweep (maps.services.refresh_due_coverage) picks those up.
 FRESHNESS_SQL = """
 SELECT c.id AS campaign_id,
-       concat_ws(':', g.households, g.visits, t.n || '/' || t.max_id, al.n || '/' || al.checksum,
-                 nb.n || '/' || nb.changed, extract(epoch FROM c.updated_at)) AS version,
+       concat_ws(':', g.households, g.visits, ch.targets, ch.allocations, ch.neighborhoods,
+                 extract(epoch FROM c.updated_at)) AS version,
        r.source_version, r.requested_version, r.requested_at, r.refreshed_at
   FROM visits_campaign c
  CROSS JOIN (SELECT (SELECT max(change_seq) FROM neighborhoods_household) AS households,
                     (SELECT max(change_seq) FROM visits_scheduledvisit) AS visits) g
- CROSS JOIN LATERAL (SELECT count(*) AS n, coalesce(max(id), 0) AS max_id
-                       FROM visits_campaignneighborhood WHERE campaign_id = c.id) t
- CROSS JOIN LATERAL (SELECT count(*) AS n, coalesce(sum(partner_organization_id * 7919 + neighborhood_id), 0) AS checksum
-                       FROM visits_allocation WHERE campaign_id = c.id) al
- CROSS JOIN LATERAL (SELECT count(*) AS n, coalesce(max(extract(epoch FROM updated_at)), 0) AS changed
-                       FROM neighborhoods_neighborhood WHERE municipality_id = c.municipality_id) nb
+ CROSS JOIN LATERAL (
+       SELECT coalesce(sum(changes) FILTER (WHERE input = 'campaign_target'), 0) AS targets,
+              coalesce(sum(changes) FILTER (WHERE input = 'allocation'), 0) AS allocations,
+              coalesce(sum(changes) FILTER (WHERE input = 'neighborhood'), 0) AS neighborhoods
+         FROM maps_mapdatachange
+        WHERE municipality_id = c.municipality_id AND input IN ('campaign_target', 'allocation', 'neighborhood')) ch
   LEFT JOIN maps_coveragerefresh r ON r.campaign_id = c.id
  WHERE c.id = ANY(%(campaigns)s)
 """
@@ -94,8 +98,9 @@ _CELL_FINISHED = coverage.finished_sql("c")
 _CELL_STATE = coverage.cell_state_sql("c")
 _GROUP_STATE = coverage.state_sql(in_scope="g.in_scope", finished="g.finished", absent_pending="g.absent_pending")
 
-COVERAGE_READ_SQL = """
-WITH g AS (
+# The groups of a coverage read, summed from the cells (any filter) or from the refresh's sums
+# (CoverageSummary: no filter; a few hundred rows instead of a city's 3,000 cells).
+CELL_GROUPS_SQL = """
   SELECT c.{key} AS key, min(c.position) AS position, min(c.district_id) AS district_id,
          min(c.daily_life_area_id) AS daily_life_area_id, min(c.partner_organization_id) AS partner_organization_id,
          sum(c.in_scope)::int AS in_scope, sum(c.met)::int AS met, sum(c.refused)::int AS refused,
@@ -108,7 +113,25 @@ WITH g AS (
     FROM maps_coveragecell c
    WHERE c.municipality_id = %(municipality)s AND c.campaign_id = ANY(%(campaigns)s) {filters}
    GROUP BY 1
-),
+"""
+
+SUMMARY_GROUPS_SQL = """
+  SELECT s.{key} AS key, min(s.position) AS position, NULL::bigint AS district_id,
+         NULL::bigint AS daily_life_area_id, NULL::bigint AS partner_organization_id,
+         sum(s.in_scope)::int AS in_scope, sum(s.met)::int AS met, sum(s.refused)::int AS refused,
+         sum(s.leaflet_left)::int AS leaflet_left, sum(s.moved_or_vacant)::int AS moved_or_vacant,
+         sum(s.absent_pending)::int AS absent_pending, sum(s.not_visited)::int AS not_visited,
+         sum({finished})::int AS finished, sum(s.neighborhoods)::int AS neighborhoods,
+         sum(s.neighborhoods_complete)::int AS neighborhoods_complete,
+         sum(s.neighborhoods_in_progress)::int AS neighborhoods_in_progress,
+         sum(s.neighborhoods_not_started)::int AS neighborhoods_not_started
+    FROM maps_coveragesummary s
+   WHERE s.municipality_id = %(municipality)s AND s.campaign_id = ANY(%(campaigns)s) AND s.grouping = %(grouping)s
+   GROUP BY 1
+"""
+
+COVERAGE_READ_SQL = """
+WITH g AS ({groups}),
 page AS (
   SELECT g.*, {group_state} AS state,
          count(*) OVER () AS total_count,
@@ -163,23 +186,81 @@ class CoveragePage:
     totals: dict = field(default_factory=dict)
 
 
-def coverage_read_sql(group_by: str, filters: CoverageFilter) -> tuple[str, dict]:
+def coverage_read_sql(group_by: str, filters: CoverageFilter, *, summarized: bool = False) -> tuple[str, dict]:
     grouping = GROUPINGS[group_by]
     filter_sql, params = filters.sql("c")
+    if summarized:
+        key, params["grouping"] = ("campaign_id", "all") if group_by == "campaign" else ("key", group_by)
+        groups = SUMMARY_GROUPS_SQL.format(key=key, finished=coverage.finished_sql("s"))
+    else:
+        groups = CELL_GROUPS_SQL.format(key=grouping.key, finished=_CELL_FINISHED, cell_state=_CELL_STATE,
+                                        filters=filter_sql)
     sql = COVERAGE_READ_SQL.format(
-        key=grouping.key, order=grouping.order, label_cols=grouping.label_cols, label_join=grouping.label_join,
-        finished=_CELL_FINISHED, cell_state=_CELL_STATE, group_state=_GROUP_STATE, filters=filter_sql,
+        groups=groups, order=grouping.order, label_cols=grouping.label_cols, label_join=grouping.label_join,
+        group_state=_GROUP_STATE,
     )
     return sql, params
+
+
+# The sums of whole campaigns (CoverageSummary's "all" rows) as a read's totals, and how many of
+# the campaigns have them: a campaign refreshed before the sums existed has none until its next
+# refresh, and is read from its cells meanwhile.
+SUMMARY_TOTALS_SQL = f"""
+SELECT count(*) AS campaigns, coalesce(sum(s.neighborhoods), 0) AS total_count,
+       {", ".join(f"sum(s.{k}) AS total_{k}" for k in coverage.COUNTS)},
+       sum({coverage.finished_sql("s")}) AS total_finished, sum(s.neighborhoods) AS total_neighborhoods,
+       sum(s.neighborhoods_complete) AS total_neighborhoods_complete,
+       sum(s.neighborhoods_in_progress) AS total_neighborhoods_in_progress,
+       sum(s.neighborhoods_not_started) AS total_neighborhoods_not_started
+  FROM maps_coveragesummary s
+ WHERE s.municipality_id = %(municipality)s AND s.campaign_id = ANY(%(campaigns)s) AND s.grouping = 'all'
+"""  # noqa: S608 - constant fragments, values bound
+
+
+def summary_totals(*, municipality_id: int, campaign_ids: Sequence[int]) -> dict | None:
+    """The campaigns' summed totals (SUMMARY_TOTALS_SQL), or None when one of them has no sums."""
+    rows = fetch_dicts(SUMMARY_TOTALS_SQL, {"municipality": municipality_id, "campaigns": list(campaign_ids)})
+    return rows[0] if rows and rows[0]["campaigns"] == len(set(campaign_ids)) else None
+
+
+# A page of one campaign's 自治会 without filters, read in target order from the cells' index; the
+# totals and the count come from the campaign's sums.
+NEIGHBORHOOD_PAGE_SQL = f"""
+SELECT c.neighborhood_id AS key, c.position, c.district_id, c.daily_life_area_id, c.partner_organization_id,
+       {", ".join(f"c.{k}" for k in coverage.COUNTS)}, {_CELL_FINISHED} AS finished, 1 AS neighborhoods,
+       ({_CELL_STATE} = 'complete')::int AS neighborhoods_complete,
+       ({_CELL_STATE} = 'in_progress')::int AS neighborhoods_in_progress,
+       ({_CELL_STATE} = 'not_started')::int AS neighborhoods_not_started,
+       {_CELL_STATE} AS state, l.code, l.name
+  FROM maps_coveragecell c
+  JOIN neighborhoods_neighborhood l ON l.id = c.neighborhood_id
+ WHERE c.municipality_id = %(municipality)s AND c.campaign_id = %(campaign)s
+ ORDER BY c.position, c.neighborhood_id
+ LIMIT %(limit)s OFFSET %(offset)s
+"""  # noqa: S608 - constant fragments, values bound
+
+
+def _has_filter(filters: CoverageFilter) -> bool:
+    return any(getattr(filters, f.name) is not None for f in fields(filters))
 
 
 def read_coverage(
     *, municipality_id: int, campaign_ids: Sequence[int], group_by: str, filters: CoverageFilter,
     limit: int, offset: int,
 ) -> CoveragePage:
-    """One statement: the snapshot's cells of the campaigns, grouped, paged, labelled, with the
-    totals over all groups (window sums, taken before the LIMIT)."""
-    sql, params = coverage_read_sql(group_by, filters)
+    """The snapshot's cells of the campaigns, grouped, paged, labelled, with the totals over all
+    groups. Without filters, from the refresh's sums (and, per 自治会, a page of the cells in target
+    order); with a filter, summed from the matching cells in one statement (window sums, taken
+    before the LIMIT)."""
+    totals = None
+    if campaign_ids and not _has_filter(filters):
+        totals = summary_totals(municipality_id=municipality_id, campaign_ids=campaign_ids)
+    if totals is not None and group_by == "neighborhood" and len(campaign_ids) == 1:
+        rows = fetch_dicts(NEIGHBORHOOD_PAGE_SQL, {"municipality": municipality_id, "campaign": campaign_ids[0],
+                                                   "limit": limit, "offset": offset})
+        return CoveragePage(items=[_item(r, group_by) for r in rows], count=int(totals["total_count"]),
+                            totals=_totals(totals))
+    sql, params = coverage_read_sql(group_by, filters, summarized=totals is not None)
     params.update({"municipality": municipality_id, "campaigns": list(campaign_ids), "limit": limit, "offset": offset})
     rows = fetch_dicts(sql, params)
     if not rows and offset:
@@ -271,23 +352,42 @@ SELECT c.partner_organization_id, coalesce(p.name, '') AS name, count(*)::int AS
 """  # noqa: S608 - constant fragments, values bound
 
 
-def read_partner_progress(*, campaign_id: int, municipality_id: int) -> list[dict]:
-    """The snapshot's cells of a campaign summed per corporation, in SQL: the whole campaign, however
-    many 自治会 it has, in one row per corporation."""
-    return fetch_dicts(PARTNER_PROGRESS_SQL, {"campaign": campaign_id, "municipality": municipality_id})
+SUMMARY_PARTNER_PROGRESS_SQL = f"""
+SELECT s.key AS partner_organization_id, coalesce(p.name, '') AS name, s.neighborhoods,
+       s.neighborhoods_complete AS complete, s.in_scope, {coverage.finished_sql("s")} AS finished
+  FROM maps_coveragesummary s
+  LEFT JOIN visits_partnerorganization p ON p.id = s.key AND p.municipality_id = %(municipality)s
+ WHERE s.municipality_id = %(municipality)s AND s.campaign_id = %(campaign)s AND s.grouping = 'partner'
+ ORDER BY s.position, s.key NULLS LAST
+"""  # noqa: S608 - constant fragments, values bound
 
+
+def read_partner_progress(*, campaign_id: int, municipality_id: int) -> list[dict]:
+    """The snapshot of a campaign per corporation: the refresh's sums, or (a snapshot older than
+    the sums) its cells summed in SQL; one row per corporation however many 自治会 it has."""
+    params = {"campaign": campaign_id, "municipality": municipality_id}
+    summarized = summary_totals(municipality_id=municipality_id, campaign_ids=[campaign_id]) is not None
+    return fetch_dicts(SUMMARY_PARTNER_PROGRESS_SQL if summarized else PARTNER_PROGRESS_SQL, params)
+
+
+# The weeks and the households in scope: summed from the weeks and cells matching a filter, or read
+# from the refresh's sums (CoverageWeekTotal, CoverageSummary) without one.
+WEEKLY_SOURCES = {
+    "cells": (
+        "SELECT w.week, sum(w.finished)::int AS finished FROM maps_coverageweek w"
+        " WHERE w.campaign_id = %(campaign)s {week_filters} GROUP BY w.week",
+        "SELECT coalesce(sum(c.in_scope), 0)::int AS in_scope FROM maps_coveragecell c"
+        " WHERE c.campaign_id = %(campaign)s {cell_filters}",
+    ),
+    "sums": (
+        "SELECT w.week, w.finished FROM maps_coverageweektotal w WHERE w.campaign_id = %(campaign)s",
+        "SELECT s.in_scope FROM maps_coveragesummary s WHERE s.campaign_id = %(campaign)s AND s.grouping = 'all'",
+    ),
+}
 
 WEEKLY_SQL = """
-WITH weeks AS (
-  SELECT w.week, sum(w.finished)::int AS finished
-    FROM maps_coverageweek w
-   WHERE w.campaign_id = %(campaign)s {week_filters}
-   GROUP BY w.week
-),
-scope AS (
-  SELECT coalesce(sum(c.in_scope), 0)::int AS in_scope
-    FROM maps_coveragecell c WHERE c.campaign_id = %(campaign)s {cell_filters}
-),
+WITH weeks AS ({weeks}),
+scope AS ({scope}),
 span AS (
   SELECT generate_series(
            date_trunc('week', %(start)s::date)::date,
@@ -307,7 +407,11 @@ def read_weekly(*, campaign, filters: CoverageFilter, today: dt.date) -> dict:
     week_filters, params = filters.sql("w")
     cell_filters, _ = filters.sql("c")
     params.update({"campaign": campaign.pk, "start": campaign.start_date, "end": campaign.end_date, "today": today})
-    rows = fetch_dicts(WEEKLY_SQL.format(week_filters=week_filters, cell_filters=cell_filters), params)
+    summarized = not _has_filter(filters) and summary_totals(
+        municipality_id=campaign.municipality_id, campaign_ids=[campaign.pk]) is not None
+    weeks, scope = WEEKLY_SOURCES["sums" if summarized else "cells"]
+    sql = WEEKLY_SQL.format(weeks=weeks.format(week_filters=week_filters), scope=scope.format(cell_filters=cell_filters))
+    rows = fetch_dicts(sql, params)
     in_scope = rows[0]["in_scope"] if rows else 0
     items = []
     for r in rows:
@@ -563,6 +667,7 @@ LOGGED_INPUTS = {
     "case_contact": "outreach_casecontact",
     "case_meeting": "outreach_casemeeting",
     "meeting": "outreach_meeting",
+    "resident": "neighborhoods_resident",  # neighborhoods 0008 (the stored duplicate report)
 }
 
 _LOGGED_SQL = (

@@ -63,6 +63,41 @@ SELECT (SELECT count(*) FROM cells), (SELECT count(*) FROM cells_written), (SELE
 """  # noqa: S608 - constant fragments, values bound
 
 
+# The snapshot's sums (maps.models.CoverageSummary, CoverageWeekTotal), rewritten from the cells and
+# weeks just merged, in the same transaction. A few hundred rows at most (the campaign, its
+# corporations, 地区 and 日常生活圏域), from one pass over the campaign's cells; a campaign without
+# cells still gets its "all" row (the empty grouping set answers one row over no rows), which tells
+# a reader that the sums exist.
+_SUMMARY_GROUPINGS = {  # GROUPING(partner, district, area): 1 for each column not grouped by
+    7: "all", 3: "partner", 5: "district", 6: "daily_life_area",
+}
+_SUMMARY_SQL = (
+    "DELETE FROM maps_coveragesummary WHERE campaign_id = %(campaign)s",
+    "DELETE FROM maps_coverageweektotal WHERE campaign_id = %(campaign)s",
+    """
+INSERT INTO maps_coverageweektotal (campaign_id, municipality_id, week, finished)
+SELECT %(campaign)s, %(municipality)s, w.week, sum(w.finished)
+  FROM maps_coverageweek w WHERE w.campaign_id = %(campaign)s GROUP BY w.week
+""",
+    f"""
+INSERT INTO maps_coveragesummary
+       (campaign_id, municipality_id, grouping, key, position, {", ".join(coverage.COUNTS)}, neighborhoods,
+        neighborhoods_complete, neighborhoods_in_progress, neighborhoods_not_started)
+SELECT %(campaign)s, %(municipality)s,
+       CASE GROUPING(c.partner_organization_id, c.district_id, c.daily_life_area_id)
+            {" ".join(f"WHEN {bits} THEN '{name}'" for bits, name in _SUMMARY_GROUPINGS.items())} END,
+       coalesce(c.partner_organization_id, c.district_id, c.daily_life_area_id), coalesce(min(c.position), 0),
+       {", ".join(f"coalesce(sum(c.{k}), 0)" for k in coverage.COUNTS)}, count(*),
+       count(*) FILTER (WHERE {coverage.cell_state_sql("c")} = 'complete'),
+       count(*) FILTER (WHERE {coverage.cell_state_sql("c")} = 'in_progress'),
+       count(*) FILTER (WHERE {coverage.cell_state_sql("c")} = 'not_started')
+  FROM maps_coveragecell c
+ WHERE c.campaign_id = %(campaign)s
+ GROUP BY GROUPING SETS ((), (c.partner_organization_id), (c.district_id), (c.daily_life_area_id))
+"""  # noqa: S608 - constant fragments, values bound
+)
+
+
 def refresh_coverage(campaign_id: int) -> dict:
     """Recompute one campaign's snapshot in one SQL statement (cells and weekly finishes from one
     pass over its households, by visits.coverage's formula): readers see the old snapshot or the
@@ -84,6 +119,8 @@ def refresh_coverage(campaign_id: int) -> dict:
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(_REFRESH_SQL, params)
         cells, cells_written, cells_gone, weeks, weeks_written, weeks_gone = cursor.fetchone()
+        for statement in _SUMMARY_SQL:
+            cursor.execute(statement, {"campaign": campaign.pk, "municipality": campaign.municipality_id})
         duration_ms = round((time.perf_counter() - started) * 1000)
         cursor.execute(
             """
