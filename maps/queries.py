@@ -4,7 +4,6 @@ SQL; Python only shapes rows into dicts."""
 
 import calendar
 import datetime as dt
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from zoneinfo import ZoneInfo
@@ -583,14 +582,10 @@ SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_
          'type', 'Feature', 'id', r.id, 'geometry', ST_AsGeoJSON(r.location, 7)::json,
          'properties', json_build_object('id', r.id, 'name', r.name, 'type', r.type, 'neighborhood_id', r.neighborhood_id,
                                          'opening_days', r.opening_days)
-       ) ORDER BY r.name), '[]'::json))
+       ) ORDER BY r.name), '[]'::json))::text
   FROM neighborhoods_communityresource r
  WHERE r.municipality_id = %(municipality)s {type_filter}
 """
-
-
-def _json_text(value) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def neighborhoods_geojson(
@@ -606,7 +601,7 @@ def neighborhoods_geojson(
 def resources_geojson(*, municipality_id: int, resource_type: str | None) -> str:
     type_filter = "AND r.type = %(type)s" if resource_type else ""
     sql = RESOURCES_GEOJSON_SQL.format(type_filter=type_filter)
-    return _json_text(_value(sql, {"municipality": municipality_id, "type": resource_type}))
+    return _value(sql, {"municipality": municipality_id, "type": resource_type})
 
 
 def municipality_bounds(municipality_id: int) -> list[float] | None:

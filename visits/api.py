@@ -3,7 +3,8 @@
 import datetime as dt
 from uuid import UUID
 
-from django.db.models import Count, Prefetch, Q
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import Count, OuterRef, Q
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Query, Router, Status
@@ -111,9 +112,10 @@ def add_days_off(request: AuthedRequest, worker_id: int, payload: DaysOffIn):
 
 
 def _campaigns(request: AuthedRequest):
-    return access.visible_campaigns(request.auth).prefetch_related(
-        Prefetch("targets", queryset=CampaignNeighborhood.objects.order_by("position"))
-    )
+    """Campaigns with their targets' 自治会 ids in visiting order, as one array column: a city's
+    campaign targets 3,000 自治会, and loading them as rows cost four times what the town's did."""
+    targets = CampaignNeighborhood.objects.filter(campaign=OuterRef("pk")).order_by("position").values("neighborhood_id")
+    return access.visible_campaigns(request.auth).annotate(target_ids=ArraySubquery(targets))
 
 
 _FISCAL_YEAR = Query(None, ge=2000, le=2100, description="年度 (April–March)")

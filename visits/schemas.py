@@ -119,11 +119,11 @@ class CampaignOut(CampaignSummaryOut):
 
     @staticmethod
     def resolve_target_count(obj) -> int:
-        return len(obj.targets.all())
+        return len(obj.target_ids)
 
     @staticmethod
     def resolve_neighborhood_ids(obj) -> list[int]:
-        return [t.neighborhood_id for t in obj.targets.all()]
+        return obj.target_ids
 
 
 class TargetsIn(BodySchema):
