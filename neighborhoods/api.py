@@ -3,8 +3,7 @@
 from uuid import UUID
 
 from django.contrib.gis.geos import Polygon
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Schema, Status
@@ -39,20 +38,15 @@ router = Router(tags=["places"])
 @router.get("/districts", response=list[DistrictOut], summary="地区")
 @paginate(Paginated)
 def list_districts(request: AuthedRequest):
-    return access.visible_districts(request.auth).annotate(neighborhood_count=Count("neighborhoods")).order_by("name", "pk")
+    return queries.with_area_counts(access.visible_districts(request.auth), "district").order_by("name", "pk")
 
 
 @router.get("/daily-life-areas", response=list[DailyLifeAreaOut], summary="日常生活圏域")
 @paginate(Paginated)
 def list_daily_life_areas(request: AuthedRequest):
-    return (
-        access.visible_daily_life_areas(request.auth)
-        .annotate(
-            neighborhood_count=Count("neighborhoods", distinct=True),
-            household_count=Coalesce(Sum("neighborhoods__tally__households"), 0),
-        )
-        .order_by("name", "pk")
-    )
+    return queries.with_area_counts(
+        access.visible_daily_life_areas(request.auth), "daily_life_area", households=True,
+    ).order_by("name", "pk")
 
 
 class NeighborhoodFilter(Schema):
