@@ -2,7 +2,8 @@
 
 from uuid import UUID
 
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
@@ -58,6 +59,18 @@ router = Router(tags=["outreach"])
 # --- 支え愛連絡会 -----------------------------------------------------------------------------------
 
 
+def _with_counts(meetings):
+    """Meetings with `concern_count` and `watch_count`, each a correlated subquery: a list page
+    counts for its own rows only (after the LIMIT), where grouping every meeting of a city with its
+    concerns and 見守り cost seven times what the town's did."""
+
+    def count(model):
+        rows = model.objects.filter(meeting=OuterRef("pk")).order_by().values("meeting")
+        return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")), 0)
+
+    return meetings.annotate(concern_count=count(Concern), watch_count=count(WatchArrangement))
+
+
 @router.post("/meetings", response={201: MeetingOut}, summary="Record a 支え愛連絡会 with its concerns and 見守り")
 def record_meeting(request: AuthedRequest, payload: MeetingIn):
     access.require_coordinator(request.auth)
@@ -74,9 +87,7 @@ def record_meeting(request: AuthedRequest, payload: MeetingIn):
 @router.get("/meetings", response=list[MeetingOut], summary="支え愛連絡会")
 @paginate(Paginated)
 def list_meetings(request: AuthedRequest, neighborhood: int | None = None):
-    meetings = access.visible_meetings(request.auth).annotate(
-        concern_count=Count("concerns", distinct=True), watch_count=Count("watches", distinct=True)
-    )
+    meetings = _with_counts(access.visible_meetings(request.auth))
     if neighborhood:
         meetings = meetings.filter(neighborhood_id=neighborhood)
     return meetings.order_by("-held_on", "-pk")
@@ -84,12 +95,7 @@ def list_meetings(request: AuthedRequest, neighborhood: int | None = None):
 
 @router.get("/meetings/{meeting_id}", response=MeetingDetailOut, summary="A meeting with its notes (audited)")
 def get_meeting(request: AuthedRequest, meeting_id: int):
-    meeting = get_object_or_404(
-        access.visible_meetings(request.auth).annotate(
-            concern_count=Count("concerns", distinct=True), watch_count=Count("watches", distinct=True)
-        ),
-        pk=meeting_id,
-    )
+    meeting = get_object_or_404(_with_counts(access.visible_meetings(request.auth)), pk=meeting_id)
     record_read(request, meeting, basis=access.concern_basis(request.auth))
     return meeting
 
