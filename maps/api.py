@@ -214,9 +214,18 @@ def neighborhoods_geojson(request: AuthedRequest, q: Query[GeoJsonQuery]):
     version = queries.data_version(("neighborhood", "coverage"), queries.VersionContext(
         municipality_id=municipality_id_of(user), user_id=user.pk, campaign_id=cid,
     ))
-    tag = tiles.json_etag("neighborhoods", f"c{cid};s{q.simplify};b{bbox}", user, version)
-    return _conditional(request, tag, "application/geo+json", lambda: queries.neighborhoods_geojson(
-        municipality_id=municipality_id_of(user), campaign_id=cid, tolerance=q.simplify, bbox=bbox,
+    options = f"c{cid};s{q.simplify};b{bbox}"
+    tag = tiles.json_etag("neighborhoods", options, user, version)
+
+    def build():
+        return queries.neighborhoods_geojson(
+            municipality_id=municipality_id_of(user), campaign_id=cid, tolerance=q.simplify, bbox=bbox,
+        )
+
+    if bbox is not None:  # a view: small, and as many as there are pans
+        return _conditional(request, tag, "application/geo+json", build)
+    return _conditional(request, tag, "application/geo+json", lambda: tile_cache.kept_answer(
+        municipality_id=municipality_id_of(user), kind="map.geojson", basis=options, version=version, build=build,
     ))
 
 

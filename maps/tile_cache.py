@@ -26,6 +26,7 @@ are no half-written files or clean-up races. UNLOGGED: losing it in a crash cost
 import datetime as dt
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import connection
@@ -112,6 +113,34 @@ def tile_with_etag(req: tiles.TileRequest, *, last: bool = False) -> tuple[bytes
         return found.tile, tiles.tag(req, found.version)
     body, version = render_and_keep(req, last=last)
     return body, tiles.tag(req, version)
+
+
+# --- whole answers -----------------------------------------------------------------------------
+
+ANSWER_LOOKUP_SQL = "SELECT tile FROM maps_cachedtile WHERE key = %s AND version = %s"
+ANSWER_STORE_SQL = """
+INSERT INTO maps_cachedtile (key, municipality_id, layer, version, tile, size, rendered_at)
+VALUES (%s, %s, %s, %s, %s, %s, now())
+    ON CONFLICT (key) DO UPDATE
+   SET version = EXCLUDED.version, tile = EXCLUDED.tile, size = EXCLUDED.size, rendered_at = EXCLUDED.rendered_at
+"""
+
+
+def kept_answer(*, municipality_id: int, kind: str, basis: str, version: str, build: Callable[[], str]) -> bytes:
+    """A whole answer (the 自治会 GeoJSON of a whole city: 3,000 polygons, 76 ms of PostGIS at 1.8
+    million households) kept in the tile cache's table beside the tiles, under the same rules:
+    `basis` names what it shows and whose view it is (the caller's ETag options and scope), the
+    entry is taken only at the current `version` (read before the answer is built, so an entry is
+    never older than its version), a build replaces the key's row, and eviction bounds it."""
+    key = uuid.UUID(bytes=hashlib.sha256(f"answer-v1|{municipality_id}|{kind}|{basis}".encode()).digest()[:16])
+    with connection.cursor() as cursor:
+        cursor.execute(ANSWER_LOOKUP_SQL, [key, version])
+        row = cursor.fetchone()
+        if row is not None:
+            return bytes(row[0])
+        body = build().encode()
+        cursor.execute(ANSWER_STORE_SQL, [key, municipality_id, kind, version, body, len(body)])
+    return body
 
 
 # --- keeping it small ------------------------------------------------------------------------------

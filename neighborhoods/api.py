@@ -75,13 +75,25 @@ def neighborhoods_geojson(
 ):
     """`bbox` (minLon,minLat,maxLon,maxLat) keeps the 自治会 that meet it: a map asks for its view."""
     box = parse_bbox(bbox)
-    body = queries.neighborhoods_feature_collection(
-        municipality_id=municipality_id_of(request.auth),
-        tolerance=max(0.0, min(simplify, 0.01)),
-        district_id=district,
-        area_id=daily_life_area,
-        bbox=box,
-    )
+    municipality_id = municipality_id_of(request.auth)
+    tolerance = max(0.0, min(simplify, 0.01))
+
+    def build() -> str:
+        return queries.neighborhoods_feature_collection(
+            municipality_id=municipality_id, tolerance=tolerance, district_id=district, area_id=daily_life_area, bbox=box,
+        )
+
+    if box is not None:  # a view: small, and as many as there are pans
+        return HttpResponse(build(), content_type="application/geo+json")
+    # The whole town (or a 地区, an area): kept while its 自治会, their household counts and the names
+    # of their areas hold (maps.tile_cache.kept_answer). The same for every reader of the municipality.
+    from maps.queries import VersionContext, data_version
+    from maps.tile_cache import kept_answer
+
+    version = data_version(("neighborhood", "household", "district", "daily_life_area"),
+                           VersionContext(municipality_id=municipality_id, user_id=request.auth.pk))
+    body = kept_answer(municipality_id=municipality_id, kind="nbh.geojson", basis=f"s{tolerance};d{district};a{daily_life_area}",
+                       version=version, build=build)
     return HttpResponse(body, content_type="application/geo+json")
 
 
