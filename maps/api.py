@@ -235,7 +235,9 @@ def resources_geojson(request: AuthedRequest, type: ResourceType | None = None):
     version = queries.data_version(("resource",), queries.VersionContext(
         municipality_id=municipality_id_of(user), user_id=user.pk,
     ))
-    tag = tiles.json_etag("resources", f"t{type or ''}", user, version)
-    return _conditional(request, tag, "application/geo+json", lambda: queries.resources_geojson(
-        municipality_id=municipality_id_of(user), resource_type=type,
+    options = f"t{type or ''}"
+    tag = tiles.json_etag("resources", options, user, version)
+    return _conditional(request, tag, "application/geo+json", lambda: tile_cache.kept_answer(
+        municipality_id=municipality_id_of(user), kind="res.geojson", basis=options, version=version,
+        build=lambda: queries.resources_geojson(municipality_id=municipality_id_of(user), resource_type=type),
     ))

@@ -79,3 +79,16 @@ def test_another_municipality_never_gets_the_kept_answer(town, other_town, path)
     theirs, built = _get(other_town.client("coordinator"), path)
     assert built == 1
     assert {f["id"] for f in mine["features"]}.isdisjoint({f["id"] for f in theirs["features"]})
+
+
+def test_the_resources_geojson_is_kept_until_a_resource_changes(town):
+    client = town.client("coordinator")
+    factories.resource(town.municipality, at=factories.centre(town.neighborhood), name="サロン東")
+    first, built = _get(client, "maps/resources.geojson")
+    assert built == 1
+    again, built = _get(client, "maps/resources.geojson")
+    assert (again, built) == (first, 0)
+    factories.resource(town.municipality, at=factories.centre(town.neighborhood), name="サロン西")
+    after, built = _get(client, "maps/resources.geojson")
+    assert built == 1
+    assert len(after["features"]) == len(first["features"]) + 1
