@@ -3,14 +3,11 @@ the municipality's households were placed."""
 
 from uuid import UUID
 
-from django.db.models import Count
 from django.shortcuts import get_object_or_404
 from ninja import Router
 from ninja.pagination import paginate
 
-from accounts.access import municipality_id_of
-from addresses import access, services
-from addresses.models import AddressReference, ReferenceLevel
+from addresses import access, services, summary
 from addresses.schemas import (
     HouseholdPlacementIn,
     HouseholdPlacementOut,
@@ -41,18 +38,7 @@ def list_unplaced(request: AuthedRequest):
             summary="Households by match level, and the reference points by level (coordinators, supervisors)")
 def placement_summary(request: AuthedRequest):
     access.require_placement_reader(request.auth)
-    levels = dict(
-        access.placeable_households(request.auth).values_list("match_level").annotate(n=Count("pk")).values_list("match_level", "n")
-    )
-    households = {level: levels.get(level, 0) for level in MatchLevel.values}
-    references = dict(
-        AddressReference.objects.filter(municipality_id=municipality_id_of(request.auth))
-        .values_list("level").annotate(n=Count("pk")).values_list("level", "n")
-    )
-    return {
-        "households": {**households, "total": sum(households.values())},
-        "references": {level: references.get(level, 0) for level in ReferenceLevel.values},
-    }
+    return summary.placement_summary(request.auth)
 
 
 @router.post("/households/{household_id}/placement", response=HouseholdPlacementOut,

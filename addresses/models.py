@@ -62,3 +62,38 @@ class AddressReference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.town}{self.block}{'-' + self.residence if self.residence else ''}"
+
+
+class MatchLevelTally(models.Model):
+    """How many households of a municipality (not merged into another) have each match level, kept
+    by statement-level triggers on neighborhoods_household (migration 0002): the placement summary
+    reads these rows instead of counting a whole town's households per request."""
+
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.CASCADE, related_name="+",
+                                     db_index=False)
+    match_level = models.CharField(max_length=12)
+    households = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "照合レベル別の世帯数"
+        verbose_name_plural = "照合レベル別の世帯数"
+        constraints = [
+            models.UniqueConstraint(fields=["municipality", "match_level"], name="match_level_tally_once"),
+        ]
+
+
+class ReferenceLevelTally(models.Model):
+    """How many reference points a municipality has at each level, kept by statement-level triggers
+    on addresses_addressreference (migration 0002)."""
+
+    municipality = models.ForeignKey("neighborhoods.Municipality", on_delete=models.CASCADE, related_name="+",
+                                     db_index=False)
+    level = models.CharField(max_length=10)
+    points = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "レベル別の住所参照点数"
+        verbose_name_plural = "レベル別の住所参照点数"
+        constraints = [
+            models.UniqueConstraint(fields=["municipality", "level"], name="reference_level_tally_once"),
+        ]

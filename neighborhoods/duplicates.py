@@ -21,25 +21,60 @@ statement: the households are grouped by (municipality, address_normalized) thro
 only households sharing an address are joined, never every household with every other.
 
 Merging two of them is neighborhoods.merging.
+
+Served from a stored result (issue 15, point 5: every pair of a town of 1.8 million households took
+6 seconds per request). GET /households/duplicates reads PossibleDuplicatePair, the pairs as last
+computed, each at its position in the report's order (a page is a range of one index), as
+reports.snapshots serves reports:
+
+- The report's version is this module's code and the data versions of its inputs, households and
+  residents (maps.queries.data_version: per municipality, kept by statement-level triggers, one
+  index lookup each). Judgements (DistinctHouseholds) are not an input: they are written only by
+  `mark_not_duplicate` and merges, which delete the pairs they handle from the stored report in
+  their own transaction, so the list a coordinator works through never shows a pair they just
+  handled (a refresh running meanwhile leaves those pairs out: both lock the DuplicateScan row).
+- Same version: the stored pairs. Changed: one refresh per version is queued (django-q2,
+  neighborhoods.duplicates_tasks) and the read answers the stored pairs, saying they are stale;
+  with tasks run inline (tests) the refresh happens first. Never computed: computed in the
+  request, once (concurrent first reads wait for the first).
+- Freshness travels in the page itself: the list's envelope (api.pagination.Paginated: items,
+  count, count_capped) plus `as_of`, `stale` and `refreshing`, the fields the stored reports carry,
+  in an envelope of this endpoint's own (PagedDuplicatePairOut, duplicates_schemas.DuplicatePages):
+  typed in the OpenAPI document, and no other list's schema changes. Headers were the other choice;
+  a client generated from the OpenAPI document would not see them.
+- An import still asks for the pairs touching what it wrote, computed live
+  (`find_possible_duplicates(household_ids=...)`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import logging
+import time
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import jaconv
 from django.db import connection, transaction
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from accounts.models import User
 from audit.models import AuditEvent
 from audit.services import record_access, record_change
 from backend.errors import InvalidInput, NotFound
+from maps.queries import VersionContext, data_version
+from maps.services import REQUEST_RETRY  # a refresh asked for but not done is asked for again after it
 from neighborhoods import access
-from neighborhoods.models import DistinctHouseholds, Household
+from neighborhoods.models import DistinctHouseholds, DuplicateScan, Household, PossibleDuplicatePair
+
+logger = logging.getLogger("tsunagu.neighborhoods")
 
 SIMILARITY_THRESHOLD = 0.5
 
@@ -196,6 +231,7 @@ def mark_not_duplicate(*, household: Household, other_id: Any, by: User, request
     _, created = DistinctHouseholds.objects.get_or_create(
         municipality_id=household.municipality_id, first_id=first, second_id=second, defaults={"decided_by": by},
     )
+    forget_stored_pairs(municipality_id=household.municipality_id, pair=(first, second))
     if created:
         record_household_change(by, request, household, basis=f"role:{by.role}", detail={"not_duplicate_of": str(other.pk)})
     return created
@@ -208,3 +244,131 @@ def record_household_change(by: User, request: HttpRequest | None, household: Ho
     else:
         record_access(actor=by, object_type=household._meta.label_lower, object_id=household.pk, basis=basis,
                       action=AuditEvent.Action.CHANGE, detail=detail)
+
+
+# --- the stored report (module docstring) ------------------------------------------------------------
+
+INPUTS = ("household", "resident")  # maps.queries.LOGGED_INPUTS
+
+
+@cache
+def _code_version() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+
+
+def current_version(municipality_id: int) -> str:
+    """The version of the report's inputs now: its code and one index lookup per input."""
+    data = data_version(INPUTS, VersionContext(municipality_id=municipality_id, user_id=0))
+    return f"{_code_version()}:{data}"
+
+
+def _lock_scan_for_writing_pairs(municipality_id: int, *, exclusive: bool) -> None:
+    """The stored pairs of a municipality change under this row lock: a refresh replaces them holding
+    it exclusively; merges and judgements delete theirs holding it shared (they do not wait for each
+    other)."""
+    mode = "UPDATE" if exclusive else "SHARE"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM neighborhoods_duplicatescan WHERE municipality_id = %s FOR {mode}",  # noqa: S608 - a constant
+                       [municipality_id])
+
+
+_FORGET_HANDLED_SQL = """
+DELETE FROM neighborhoods_possibleduplicatepair p
+ WHERE p.municipality_id = %(municipality)s
+   AND (EXISTS (SELECT 1 FROM neighborhoods_household h
+                 WHERE h.id IN (p.first_id, p.second_id) AND h.merged_into_id IS NOT NULL)
+        OR EXISTS (SELECT 1 FROM neighborhoods_distincthouseholds d
+                    WHERE d.municipality_id = p.municipality_id AND d.first_id = p.first_id AND d.second_id = p.second_id))
+"""
+
+
+def refresh_possible_duplicates(*, municipality_id: int) -> DuplicateScan:
+    """The stored pairs for the current version, computed now unless they already are. One refresh
+    of a municipality at a time: a second waits, then finds the first's result. The version is read
+    before the pairs: a write during the search makes the next read find them stale, never the
+    reverse. Pairs merged or judged distinct while the search ran are left out once the pairs are
+    written (after the scan row's lock, in statements that see those writes)."""
+    DuplicateScan.objects.bulk_create([DuplicateScan(municipality_id=municipality_id)], ignore_conflicts=True)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                           [f"neighborhoods.duplicates:{municipality_id}"])
+        version = current_version(municipality_id)
+        scan = DuplicateScan.objects.get(municipality_id=municipality_id)
+        if scan.computed_at is not None and scan.version == version:
+            return scan
+        started = time.perf_counter()
+        found = find_possible_duplicates(municipality_id=municipality_id)
+        _lock_scan_for_writing_pairs(municipality_id, exclusive=True)
+        PossibleDuplicatePair.objects.filter(municipality_id=municipality_id).delete()
+        PossibleDuplicatePair.objects.bulk_create(
+            [PossibleDuplicatePair(municipality_id=municipality_id, position=position, **asdict(pair))
+             for position, pair in enumerate(found)],
+            batch_size=5000,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(_FORGET_HANDLED_SQL, {"municipality": municipality_id})
+        duration_ms = round((time.perf_counter() - started) * 1000)
+        DuplicateScan.objects.filter(municipality_id=municipality_id).update(
+            version=version, computed_at=timezone.now(), duration_ms=duration_ms, pairs=len(found),
+        )
+        scan.refresh_from_db()
+    logger.info("possible duplicates of municipality %s: %s pairs in %s ms", municipality_id, len(found), duration_ms)
+    return scan
+
+
+def forget_stored_pairs(*, municipality_id: int, household_id: Any = None, pair: tuple[Any, Any] | None = None) -> int:
+    """Delete from the stored report, in the caller's transaction, the pairs of a household merged
+    away (`household_id`) or a pair judged distinct (`pair`, the smaller id first)."""
+    _lock_scan_for_writing_pairs(municipality_id, exclusive=False)
+    rows = PossibleDuplicatePair.objects.filter(municipality_id=municipality_id)
+    if household_id is not None:
+        rows = rows.filter(Q(first_id=household_id) | Q(second_id=household_id))
+    elif pair is not None:
+        rows = rows.filter(first_id=pair[0], second_id=pair[1])
+    else:
+        raise ValueError("give household_id or pair")
+    deleted, _ = rows.delete()
+    return deleted
+
+
+def _claim(scan: DuplicateScan, version: str) -> bool:
+    """Ask for the refresh of `version`: only the first reader that finds it stale gets True (the
+    UPDATE's condition is checked again on the locked row), or the next one after REQUEST_RETRY."""
+    now = timezone.now()
+    return bool(
+        DuplicateScan.objects.filter(pk=scan.pk)
+        .exclude(version=version)
+        .filter(~Q(requested_version=version) | Q(requested_at__isnull=True) | Q(requested_at__lt=now - REQUEST_RETRY))
+        .update(requested_version=version, requested_at=now)
+    )
+
+
+@dataclass(frozen=True)
+class StoredDuplicates:
+    """The stored report for a reader: its pairs in order, and how fresh they are."""
+
+    pairs: QuerySet[PossibleDuplicatePair]
+    as_of: dt.datetime
+    stale: bool
+    refreshing: bool
+
+
+def read_possible_duplicates(*, municipality_id: int) -> StoredDuplicates:
+    """The report for a reader: stored, refreshed behind when its inputs changed (module docstring)."""
+    version = current_version(municipality_id)
+    scan = DuplicateScan.objects.filter(municipality_id=municipality_id).first()
+    if scan is None or scan.computed_at is None:
+        scan = refresh_possible_duplicates(municipality_id=municipality_id)
+    elif scan.version != version and _claim(scan, version):
+        from django_q.tasks import async_task
+
+        async_task("neighborhoods.duplicates_tasks.refresh_possible_duplicates_task", municipality_id,
+                   group="duplicates-refresh")
+        scan.refresh_from_db()
+    assert scan.computed_at is not None
+    stale = scan.version != version
+    return StoredDuplicates(
+        pairs=PossibleDuplicatePair.objects.filter(municipality_id=municipality_id).order_by("position"),
+        as_of=scan.computed_at, stale=stale, refreshing=stale and scan.requested_version == version,
+    )

@@ -9,10 +9,14 @@ from ninja.pagination import paginate
 from accounts.access import municipality_id_of
 from api.auth import AuthedRequest
 from api.output import with_output_attrs
-from api.pagination import Paginated
 from audit.services import record_read
 from neighborhoods import access, duplicates, merging
-from neighborhoods.duplicates_schemas import DuplicatePairOut, HouseholdMergeIn, HouseholdNotDuplicateIn
+from neighborhoods.duplicates_schemas import (
+    DuplicatePages,
+    DuplicatePairOut,
+    HouseholdMergeIn,
+    HouseholdNotDuplicateIn,
+)
 from neighborhoods.models import Household
 from neighborhoods.schemas import HouseholdDetailOut
 
@@ -20,11 +24,14 @@ router = Router(tags=["households"])
 
 
 @router.get("/households/duplicates", response=list[DuplicatePairOut],
-            summary="Possible duplicate households: same normalised address, similar name (coordinators, supervisors)")
-@paginate(Paginated)
+            summary="Possible duplicate households: same normalised address, similar name (coordinators, supervisors)",
+            description="Served from a stored result: `as_of` says when it was computed, `stale` that households or "
+                        "residents changed since (a refresh is queued: `refreshing`). A pair merged or judged distinct "
+                        "leaves the list at once.")
+@paginate(DuplicatePages)
 def list_possible_duplicates(request: AuthedRequest):
     access.require_duplicate_reader(request.auth)
-    return duplicates.find_possible_duplicates(municipality_id=municipality_id_of(request.auth))
+    return duplicates.read_possible_duplicates(municipality_id=municipality_id_of(request.auth))
 
 
 def _household(request: AuthedRequest, household_id: UUID) -> Household:

@@ -1,11 +1,16 @@
 """Schemas of the duplicate report and of merging households (names unique in the API)."""
 
+import datetime as dt
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
+from django.http import HttpRequest
 from ninja import Field, Schema
 
+from api.pagination import Paginated
 from api.schemas import BodySchema, Version
+from neighborhoods.duplicates import StoredDuplicates
 
 
 class DuplicateReason(StrEnum):
@@ -51,6 +56,21 @@ class DuplicatePairOut(Schema):
     def resolve_second(obj) -> dict:
         return {"id": obj.second_id, "external_id": obj.second_external_id, "address": obj.second_address,
                 "name": obj.second_name}
+
+
+class DuplicatePages(Paginated):
+    """The list's envelope and how fresh the stored report is (neighborhoods.duplicates' docstring):
+    the page is `PagedDuplicatePairOut`, this endpoint's own; every other list keeps Paginated's."""
+
+    class Output(Paginated.Output):
+        as_of: dt.datetime = Field(..., description="When the stored pairs were computed")
+        stale: bool = Field(..., description="Households or residents changed since: a refresh is due")
+        refreshing: bool = Field(..., description="A refresh of the current data has been asked for")
+
+    def paginate_queryset(self, queryset: Any, pagination: Any, request: HttpRequest, **params: Any) -> Any:
+        stored: StoredDuplicates = queryset
+        page = super().paginate_queryset(stored.pairs, pagination, request, **params)
+        return {**page, "as_of": stored.as_of, "stale": stored.stale, "refreshing": stored.refreshing}
 
 
 class HouseholdMergeIn(BodySchema):

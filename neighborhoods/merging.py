@@ -23,7 +23,7 @@ from accounts.access import municipality_id_of
 from accounts.models import User
 from backend.errors import Conflict, InvalidInput, NotFound
 from neighborhoods import access
-from neighborhoods.duplicates import record_household_change
+from neighborhoods.duplicates import forget_stored_pairs, record_household_change
 from neighborhoods.models import DistinctHouseholds, Household, Resident
 
 
@@ -94,6 +94,9 @@ def merge_households(
         _merge_scheduled_visits(result)
         _merge_distinct_pairs(result)
         _move_everything_else(result)
+        # The stored duplicate report stops listing the merged household (its pair with the survivor
+        # among them) in this transaction; pairs of the survivor stay until the next refresh.
+        forget_stored_pairs(municipality_id=survivor.municipality_id, household_id=absorbed.pk)
         now = timezone.now()
         Household.objects.filter(pk=absorbed.pk).update(
             merged_into=survivor, merged_at=now, neighborhood=None, location=None,

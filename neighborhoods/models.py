@@ -363,3 +363,51 @@ class DistinctHouseholds(models.Model):
             models.UniqueConstraint(fields=["municipality", "first", "second"], name="distinct_households_once"),
             models.CheckConstraint(condition=models.Q(first__lt=models.F("second")), name="distinct_households_ordered"),
         ]
+
+
+class DuplicateScan(models.Model):
+    """The stored duplicate report of a municipality (neighborhoods.duplicates): the version of its
+    inputs (households and residents, maps.queries.data_version) that the stored pairs were computed
+    from, and the refresh asked for when a read found them stale. No row, or no `computed_at`: never
+    computed yet."""
+
+    municipality = models.OneToOneField(Municipality, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    version = models.TextField(blank=True, help_text="The version of the inputs the stored pairs were computed from")
+    requested_version = models.TextField(blank=True)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    pairs = models.PositiveIntegerField(default=0, help_text="Pairs found by the last computation")
+
+    class Meta:
+        verbose_name = "重複候補の集計状態"
+        verbose_name_plural = "重複候補の集計状態"
+
+
+class PossibleDuplicatePair(models.Model):
+    """One pair of the stored duplicate report, as neighborhoods.duplicates found it, at its place
+    in the report's order (`position`): a page is a range of the (municipality, position) index.
+    Merging or judging a pair distinct deletes its rows in the same transaction."""
+
+    municipality = models.ForeignKey(Municipality, on_delete=models.CASCADE, related_name="+", db_index=False)
+    position = models.PositiveIntegerField()
+    # Cascading in the database (migration 0008), as HouseholdTally's: not a reference a merge moves.
+    first = models.ForeignKey(Household, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    second = models.ForeignKey(Household, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    first_external_id = models.CharField(max_length=64)
+    first_address = models.CharField(max_length=300)
+    first_name = models.TextField(blank=True)
+    second_external_id = models.CharField(max_length=64)
+    second_address = models.CharField(max_length=300)
+    second_name = models.TextField(blank=True)
+    address_normalized = models.CharField(max_length=300)
+    compared = models.CharField(max_length=4, blank=True)
+    score = models.FloatField(null=True, blank=True)
+    reason = models.CharField(max_length=16)
+
+    class Meta:
+        verbose_name = "重複候補の組"
+        verbose_name_plural = "重複候補の組"
+        constraints = [
+            models.UniqueConstraint(fields=["municipality", "position"], name="possible_duplicate_position"),
+        ]
