@@ -9,6 +9,8 @@ of 50) narrows it (by 自治会, status …) rather than reading to its end. At 
 households or a risk flag's still counted more rows in a city than in a town (2–3x). Exact
 per-自治会 household counts are on the 自治会 list."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -24,6 +26,16 @@ from backend.db import capped_count
 MAX_OFFSET = 10_000_000
 
 
+@dataclass(frozen=True)
+class Windowed:
+    """A list whose page is read by a query of its own: `rows` is the list (it is counted), and
+    `window(end)` a narrower query holding at least the list's first `end` rows in the same order
+    (neighborhoods.queries.first_by_neighborhood: a worker's households, 自治会 by 自治会)."""
+
+    rows: QuerySet
+    window: Callable[[int], QuerySet]
+
+
 class Paginated(LimitOffsetPagination):
     class Input(Schema):
         limit: int = Field(50, ge=1, le=settings.NINJA_PAGINATION_MAX_LIMIT)
@@ -37,5 +49,9 @@ class Paginated(LimitOffsetPagination):
     def paginate_queryset(self, queryset: QuerySet, pagination: Any, request: HttpRequest, **params: Any) -> Any:
         offset = pagination.offset
         limit: int = min(pagination.limit, self.max_limit)
+        if isinstance(queryset, Windowed):
+            count, capped = capped_count(queryset.rows)
+            return {"items": queryset.window(offset + limit)[offset: offset + limit], "count": count,
+                    "count_capped": capped}
         count, capped = capped_count(queryset)
         return {"items": queryset[offset: offset + limit], "count": count, "count_capped": capped}

@@ -59,6 +59,16 @@ def commissioned_neighborhoods(user: User) -> QuerySet:
     return User.neighborhoods.through.objects.filter(user_id=user.pk).values("neighborhood_id")
 
 
+def scope_neighborhoods(user: User) -> QuerySet | None:
+    """The ids of the 自治会 a user's households are confined to (household_scope), as a subquery;
+    None for a user who sees the whole municipality's or none."""
+    if user.role == Role.OUTREACH_WORKER:
+        return _allocated_neighborhoods(user)
+    if user.role == Role.COMMISSIONER:
+        return commissioned_neighborhoods(user)
+    return None
+
+
 def visible_households(user: User) -> QuerySet[Household]:
     return Household.objects.filter(household_scope(user))
 

@@ -13,7 +13,7 @@ from accounts.access import municipality_id_of, municipality_of
 from api.auth import AuthedRequest
 from api.geo import geometry_out, parse_bbox
 from api.output import with_output_attrs
-from api.pagination import Paginated
+from api.pagination import Paginated, Windowed
 from audit.services import record_read
 from neighborhoods import access, queries, services
 from neighborhoods.models import Household, HouseholdStatus, Resident, ResourceType, RiskFlag
@@ -137,7 +137,11 @@ def list_households(request: AuthedRequest, filters: Query[HouseholdFilter]):
         households = households.filter(status=filters.status)
     if filters.risk_flag:
         households = households.filter(risk_flags__contains=[filters.risk_flag])
-    return households.order_by("external_id")
+    households = households.order_by("external_id")
+    confined = access.scope_neighborhoods(request.auth)
+    if confined is not None and not filters.neighborhood and not filters.unassigned:
+        return Windowed(households, lambda end: queries.first_by_neighborhood(households, confined, end))
+    return households
 
 
 def _household_detail(request: AuthedRequest, household: Household) -> Household:

@@ -195,7 +195,8 @@ class Household(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["municipality", "neighborhood"], name="household_neighborhood"),
+            # A 自治会's households in external_id order (lists, a worker's first page per 自治会).
+            models.Index(fields=["municipality", "neighborhood", "external_id"], name="household_neighborhood_order"),
             models.Index(fields=["municipality", "status"], name="household_status"),
             models.Index(fields=["municipality", "address_normalized"], name="household_address_norm"),
             models.Index(fields=["municipality", "match_level"], name="household_match_level"),
