@@ -6,13 +6,27 @@ takes milliseconds, and every read says how old it is."""
 from django.db import models
 
 
-class CoverageCell(models.Model):
-    """One 自治会 of one campaign: households in scope and how far the survey got with them.
+class CoverageCounts(models.Model):
+    """Households in scope and how far the survey got with them (visits.coverage.COUNTS).
 
-    in_scope = households of the 自治会 not known to be vacant or moved, plus those the campaign found
-    vacant or moved (they count as finished). Each in-scope household is in exactly one of
-    finished (met, refused, leaflet_left, moved_or_vacant), absent_pending (tried, not finished)
-    and not_visited."""
+    in_scope = households not known to be vacant or moved, plus those the campaign found vacant or
+    moved (they count as finished). Each in-scope household is in exactly one of finished (met,
+    refused, leaflet_left, moved_or_vacant), absent_pending (tried, not finished) and not_visited."""
+
+    in_scope = models.PositiveIntegerField(default=0)
+    met = models.PositiveIntegerField(default=0)
+    refused = models.PositiveIntegerField(default=0)
+    leaflet_left = models.PositiveIntegerField(default=0)
+    moved_or_vacant = models.PositiveIntegerField(default=0)
+    absent_pending = models.PositiveIntegerField(default=0)
+    not_visited = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class CoverageCell(CoverageCounts):
+    """One 自治会 of one campaign: its coverage counts."""
 
     campaign = models.ForeignKey("visits.Campaign", on_delete=models.CASCADE, related_name="+")
     neighborhood = models.ForeignKey("neighborhoods.Neighborhood", on_delete=models.CASCADE, related_name="+")
@@ -23,13 +37,6 @@ class CoverageCell(models.Model):
     district_id = models.BigIntegerField(null=True, blank=True)
     daily_life_area_id = models.BigIntegerField(null=True, blank=True)
     partner_organization_id = models.BigIntegerField(null=True, blank=True)
-    in_scope = models.PositiveIntegerField(default=0)
-    met = models.PositiveIntegerField(default=0)
-    refused = models.PositiveIntegerField(default=0)
-    leaflet_left = models.PositiveIntegerField(default=0)
-    moved_or_vacant = models.PositiveIntegerField(default=0)
-    absent_pending = models.PositiveIntegerField(default=0)
-    not_visited = models.PositiveIntegerField(default=0)
     # Of the households not finished, those absent until a leaflet is due (campaign progress shows it).
     leaflet_due = models.PositiveIntegerField(default=0)
 
@@ -72,7 +79,7 @@ class CoverageWeek(models.Model):
         return f"{self.campaign_id}:{self.neighborhood_id} {self.week} +{self.finished}"
 
 
-class CoverageSummary(models.Model):
+class CoverageSummary(CoverageCounts):
     """A campaign's cells summed once per refresh: the whole campaign (grouping "all", key NULL) and
     per corporation, 地区 and 日常生活圏域 (key: its id, NULL for cells without one). Written in the
     refresh's transaction (maps.services.refresh_coverage), so a reader sees the cells and their sums
@@ -90,13 +97,6 @@ class CoverageSummary(models.Model):
     grouping = models.CharField(max_length=20, choices=Grouping.choices)
     key = models.BigIntegerField(null=True, blank=True)
     position = models.PositiveIntegerField(default=0, help_text="The first position of its cells in the campaign")
-    in_scope = models.PositiveIntegerField(default=0)
-    met = models.PositiveIntegerField(default=0)
-    refused = models.PositiveIntegerField(default=0)
-    leaflet_left = models.PositiveIntegerField(default=0)
-    moved_or_vacant = models.PositiveIntegerField(default=0)
-    absent_pending = models.PositiveIntegerField(default=0)
-    not_visited = models.PositiveIntegerField(default=0)
     neighborhoods = models.PositiveIntegerField(default=0)
     neighborhoods_complete = models.PositiveIntegerField(default=0)
     neighborhoods_in_progress = models.PositiveIntegerField(default=0)

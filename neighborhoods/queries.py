@@ -33,17 +33,18 @@ def with_area_counts(areas: QuerySet, link: str, *, households: bool = False) ->
 
 
 def first_by_neighborhood(households: QuerySet[Household], neighborhoods: QuerySet, end: int) -> QuerySet[Household]:
-    """`households` (ordered by external_id) narrowed to the first `end` of each of `neighborhoods`
-    (a queryset of their ids): together those hold the list's first `end` rows, and each 自治会's
-    are one range of the (municipality, 自治会, external_id) index. A worker's corporation has 60
-    自治会 of a city: their first page sorted every one of their 36,000 households (2.8x the
-    town's 3 自治会), where this reads 50 of each."""
-    firsts = households.filter(neighborhood_id=OuterRef("pk")).order_by("external_id").values("pk")[:end]
-    ids = (
-        Neighborhood.objects.filter(pk__in=neighborhoods).order_by()
-        .annotate(firsts=ArraySubquery(firsts)).values(first=Func(F("firsts"), function="unnest"))
+    """`households` (ordered by external_id) narrowed to its first `end` rows: the first `end`
+    external ids of each of `neighborhoods` (a queryset of their ids; each 自治会's are one range of
+    the (municipality, 自治会, external_id) index), merged and cut to `end` without reading a row,
+    then those rows by the (municipality, external_id) key. A worker's corporation has 60 自治会 of
+    a city: their first page sorted every one of their 36,000 households (2.8x the town's 3
+    自治会)."""
+    firsts = households.filter(neighborhood_id=OuterRef("pk")).order_by("external_id").values("external_id")[:end]
+    first_ids = (
+        Neighborhood.objects.filter(pk__in=neighborhoods)
+        .annotate(firsts=ArraySubquery(firsts)).values(first=Func(F("firsts"), function="unnest")).order_by("first")[:end]
     )
-    return households.filter(pk__in=ids).order_by("external_id")
+    return households.filter(external_id__in=first_ids).order_by("external_id")
 
 
 def households_by_status(neighborhood: Neighborhood) -> dict[str, int]:
