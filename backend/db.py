@@ -6,7 +6,8 @@ from typing import Any
 import pgtrigger
 from django.conf import settings
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Aggregate, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 # Every syncable row carries `change_seq`, set from one database sequence by a trigger on every
 # insert and update (bulk and raw SQL writes included), so a device's pull can tell what changed
@@ -38,3 +39,12 @@ def capped_count(queryset: QuerySet | Sequence) -> tuple[int, bool]:
     cap = settings.TSUNAGU_LIST_COUNT_CAP
     n = queryset.order_by()[: cap + 1].count() if isinstance(queryset, QuerySet) else len(queryset)
     return min(n, cap), n > cap
+
+
+
+def per_row(rows: QuerySet, link: str, aggregate: Aggregate) -> Coalesce:
+    """`aggregate` over `rows` (filtered by `link`, their foreign key, = OuterRef("pk") of the
+    annotated row) as a correlated subquery, 0 over no rows. A list annotated with it computes the
+    value for its page's rows only (after the LIMIT), where a join with GROUP BY aggregates every
+    row of the list first: a city's 3,000 自治会 or meetings cost several times a town's (issue 15)."""
+    return Coalesce(Subquery(rows.order_by().values(link).annotate(value=aggregate).values("value")), 0)

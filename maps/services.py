@@ -6,6 +6,7 @@ import logging
 import time
 
 from django.db import connection, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from maps import queries
@@ -17,6 +18,19 @@ logger = logging.getLogger("tsunagu.maps")
 # A refresh asked for but not done after this long (the job cluster was down, the task failed) is
 # asked for again by the next read.
 REQUEST_RETRY = dt.timedelta(minutes=10)
+
+
+def claim_refresh(row: QuerySet, version: str) -> bool:
+    """Ask for the refresh of `version` of a stored result (`row`: its one row, with `version`,
+    `requested_version` and `requested_at`; a report snapshot, the possible duplicates' scan): only
+    the first reader that finds it stale gets True (the UPDATE's condition is checked again on the
+    locked row), or the next one after REQUEST_RETRY."""
+    now = timezone.now()
+    return bool(
+        row.exclude(version=version)
+        .filter(~Q(requested_version=version) | Q(requested_at__isnull=True) | Q(requested_at__lt=now - REQUEST_RETRY))
+        .update(requested_version=version, requested_at=now)
+    )
 
 # Claim the refresh of a version: only the first reader that finds it stale gets a row back.
 _CLAIM_SQL = """

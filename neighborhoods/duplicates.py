@@ -70,7 +70,7 @@ from audit.models import AuditEvent
 from audit.services import record_access, record_change
 from backend.errors import InvalidInput, NotFound
 from maps.queries import VersionContext, data_version
-from maps.services import REQUEST_RETRY  # a refresh asked for but not done is asked for again after it
+from maps.services import claim_refresh
 from neighborhoods import access
 from neighborhoods.models import DistinctHouseholds, DuplicateScan, Household, PossibleDuplicatePair
 
@@ -332,18 +332,6 @@ def forget_stored_pairs(*, municipality_id: int, household_id: Any = None, pair:
     return deleted
 
 
-def _claim(scan: DuplicateScan, version: str) -> bool:
-    """Ask for the refresh of `version`: only the first reader that finds it stale gets True (the
-    UPDATE's condition is checked again on the locked row), or the next one after REQUEST_RETRY."""
-    now = timezone.now()
-    return bool(
-        DuplicateScan.objects.filter(pk=scan.pk)
-        .exclude(version=version)
-        .filter(~Q(requested_version=version) | Q(requested_at__isnull=True) | Q(requested_at__lt=now - REQUEST_RETRY))
-        .update(requested_version=version, requested_at=now)
-    )
-
-
 @dataclass(frozen=True)
 class StoredDuplicates:
     """The stored report for a reader: its pairs in order, and how fresh they are."""
@@ -360,7 +348,7 @@ def read_possible_duplicates(*, municipality_id: int) -> StoredDuplicates:
     scan = DuplicateScan.objects.filter(municipality_id=municipality_id).first()
     if scan is None or scan.computed_at is None:
         scan = refresh_possible_duplicates(municipality_id=municipality_id)
-    elif scan.version != version and _claim(scan, version):
+    elif scan.version != version and claim_refresh(DuplicateScan.objects.filter(pk=scan.pk), version):
         from django_q.tasks import async_task
 
         async_task("neighborhoods.duplicates_tasks.refresh_possible_duplicates_task", municipality_id,

@@ -4,9 +4,10 @@ from dataclasses import dataclass, field
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
-from django.db.models import Count, F, Func, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import Count, F, Func, OuterRef, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
+from backend.db import per_row
 from neighborhoods.models import Household, Neighborhood
 
 
@@ -23,12 +24,10 @@ def with_area_counts(areas: QuerySet, link: str, *, households: bool = False) ->
     with `households`, `household_count` (from the 自治会's tallies), each a correlated subquery:
     a list page computes them for its own rows only (after the LIMIT), where grouping every 自治会
     of a city by its area cost ten times what the town's did."""
-    hoods = Neighborhood.objects.filter(**{link: OuterRef("pk")}).order_by().values(link)
-    counted = areas.annotate(neighborhood_count=Coalesce(Subquery(hoods.annotate(n=Count("pk")).values("n")), 0))
+    hoods = Neighborhood.objects.filter(**{link: OuterRef("pk")})
+    counted = areas.annotate(neighborhood_count=per_row(hoods, link, Count("pk")))
     if households:
-        counted = counted.annotate(
-            household_count=Coalesce(Subquery(hoods.annotate(n=Sum("tally__households")).values("n")), 0)
-        )
+        counted = counted.annotate(household_count=per_row(hoods, link, Sum("tally__households")))
     return counted
 
 

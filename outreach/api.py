@@ -2,8 +2,7 @@
 
 from uuid import UUID
 
-from django.db.models import Count, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, OuterRef
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
@@ -15,7 +14,7 @@ from api.auth import AuthedRequest
 from api.output import with_output_attrs
 from api.pagination import Paginated
 from audit.services import record_read
-from backend.db import capped_count
+from backend.db import capped_count, per_row
 from backend.errors import Forbidden
 from neighborhoods.access import visible_neighborhoods
 from outreach import access, overdue, services
@@ -63,12 +62,10 @@ def _with_counts(meetings):
     """Meetings with `concern_count` and `watch_count`, each a correlated subquery: a list page
     counts for its own rows only (after the LIMIT), where grouping every meeting of a city with its
     concerns and 見守り cost seven times what the town's did."""
-
-    def count(model):
-        rows = model.objects.filter(meeting=OuterRef("pk")).order_by().values("meeting")
-        return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")), 0)
-
-    return meetings.annotate(concern_count=count(Concern), watch_count=count(WatchArrangement))
+    return meetings.annotate(
+        concern_count=per_row(Concern.objects.filter(meeting=OuterRef("pk")), "meeting", Count("pk")),
+        watch_count=per_row(WatchArrangement.objects.filter(meeting=OuterRef("pk")), "meeting", Count("pk")),
+    )
 
 
 @router.post("/meetings", response={201: MeetingOut}, summary="Record a 支え愛連絡会 with its concerns and 見守り")

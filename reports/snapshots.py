@@ -30,14 +30,13 @@ from typing import Any
 
 import orjson
 from django.db import connection, transaction
-from django.db.models import Q
 from django.http import HttpResponse
 from django.utils import timezone
 
 from api import renderers
 from backend.errors import NotFound
 from maps.queries import VersionContext, data_version
-from maps.services import REQUEST_RETRY  # a refresh asked for but not done is asked for again after it
+from maps.services import claim_refresh
 from reports import corporations, fiscal
 from reports.corporation_schemas import CorporationReport
 from reports.models import ReportKind, ReportSnapshot
@@ -153,18 +152,6 @@ def refresh_report(kind: str, municipality_id: int, key: str) -> ReportSnapshot:
     return snapshot
 
 
-def _claim(snapshot: ReportSnapshot, version: str) -> bool:
-    """Ask for the refresh of `version`: only the first reader that finds it stale gets True (the
-    UPDATE's condition is checked again on the locked row), or the next one after REQUEST_RETRY."""
-    now = timezone.now()
-    return bool(
-        ReportSnapshot.objects.filter(pk=snapshot.pk)
-        .exclude(version=version)
-        .filter(~Q(requested_version=version) | Q(requested_at__isnull=True) | Q(requested_at__lt=now - REQUEST_RETRY))
-        .update(requested_version=version, requested_at=now)
-    )
-
-
 # As ninja answers with the API's renderer (api.renderers).
 CONTENT_TYPE = "application/json; charset=utf-8"
 
@@ -198,7 +185,7 @@ def read_report(kind: str, municipality_id: int, key: str) -> Served:
     snapshot = ReportSnapshot.objects.filter(municipality_id=municipality_id, kind=kind, key=key).first()
     if snapshot is None:
         snapshot = refresh_report(kind, municipality_id, key)
-    elif snapshot.version != version and _claim(snapshot, version):
+    elif snapshot.version != version and claim_refresh(ReportSnapshot.objects.filter(pk=snapshot.pk), version):
         from django_q.tasks import async_task
 
         async_task("reports.tasks.refresh_report_task", kind, municipality_id, key, group="reports-snapshot")

@@ -14,6 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from maps.services import REQUEST_RETRY
 from neighborhoods.models import District
 from outreach.models import CaseContact, CaseMeeting, Concern, ConcernTransition, Meeting, OutreachCase
 from reports import snapshots
@@ -251,7 +252,7 @@ def test_a_refresh_asked_for_long_ago_is_asked_for_again(outreach, monkeypatch):
     _fiscal(town)
     _visit_record(outreach)
     _fiscal(town)
-    ReportSnapshot.objects.update(requested_at=timezone.now() - snapshots.REQUEST_RETRY - dt.timedelta(minutes=1))
+    ReportSnapshot.objects.update(requested_at=timezone.now() - REQUEST_RETRY - dt.timedelta(minutes=1))
     _fiscal(town)
     assert len(queued) == 2
 
