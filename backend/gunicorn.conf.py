@@ -70,4 +70,9 @@ def pre_fork(server, worker) -> None:
     if "django" in sys.modules:
         from django.db import connections
 
+        from backend import runtime
+
         connections.close_all()
+        # The loaded application goes to the permanent generation; workers inherit the
+        # collector's thresholds (backend/runtime.py).
+        runtime.settle()

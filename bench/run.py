@@ -40,6 +40,9 @@ def main() -> int:
     call_command("migrate", verbosity=0)
     call_command("createcachetable", verbosity=0)
     connections.close_all()
+    from backend import runtime
+
+    runtime.settle()  # the collector as gunicorn's workers have it (backend/runtime.py)
 
     modules = sorted(p.stem for p in (ROOT / "bench").glob("bench_*.py"))
     if args.only:
