@@ -47,8 +47,9 @@ class Town:
 @dataclass
 class Fixture:
     town: Town
-    device_id: str = ""
+    device_id: str = ""  # a tablet that pulled everything; `cursor` is its last page's
     cursor: str = ""
+    new_device_id: str = ""  # a tablet that never pulled (the first page's)
 
 
 def _fixture(city: dict) -> Fixture:
@@ -103,13 +104,21 @@ def _pull_to_the_end(client: Client, fixture: Fixture) -> int:
         body = client.get("/api/v1/sync/pull", query, headers=headers).json()
         cursor, more, pages = body["next_cursor"], body["has_more"], pages + 1
     fixture.cursor = cursor
+    fixture.new_device_id = str(uuid.uuid4())
+    r = client.post("/api/v1/sync/devices", {"device_id": fixture.new_device_id}, content_type="application/json",
+                    headers=headers)
+    assert r.status_code == 201, r.content[:300]
     return pages
 
 
-def _request_times(fixtures: dict[str, Fixture]) -> dict[str, dict[str, float]]:
+def _request_times(fixtures: dict[str, Fixture]) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, int]]]:
+    """Per request path and town: the median time, and the answer's size in bytes (a path whose
+    answer grows with the town, a whole-city GeoJSON or a corporation's 60 自治会 against 3, is
+    told apart from one whose cost grows while its answer does not)."""
     from tests.test_query_plans import REQUESTS
 
     client = Client()
+    sizes: dict[str, dict[str, int]] = {}
 
     def get(label: str, request) -> float:
         fixture = fixtures[label]
@@ -118,6 +127,7 @@ def _request_times(fixtures: dict[str, Fixture]) -> dict[str, dict[str, float]]:
         took = time.perf_counter() - started
         if r.status_code != 200:
             raise AssertionError(label, request.name, r.status_code, r.content[:300])
+        sizes.setdefault(request.name, {})[label] = len(r.content)
         return took
 
     working = []
@@ -133,7 +143,8 @@ def _request_times(fixtures: dict[str, Fixture]) -> dict[str, dict[str, float]]:
         for request in working:
             for label in fixtures:
                 times[request.name][label].append(get(label, request))
-    return {name: {label: statistics.median(v) for label, v in by.items()} for name, by in times.items()}
+    medians = {name: {label: statistics.median(v) for label, v in by.items()} for name, by in times.items()}
+    return medians, sizes
 
 
 def _municipality_id(fixture: Fixture) -> int:
@@ -204,6 +215,14 @@ def run() -> list[Figure]:
     small, large = (label for label, _code, _n in SCALES)
     _wide_reads(large, fixtures[large])
     figures = [_coverage_figure(large, cities[large])]
-    for name, by in _request_times(fixtures).items():
-        figures.append(Figure(f"{name} [{large} vs {small}]", by[large], by[small]))
+    medians, sizes = _request_times(fixtures)
+    for name, by in medians.items():
+        big, little = sizes[name][large], sizes[name][small]
+        grew = f"; the answer {big / little:.1f}x as large" if big > 1.2 * little else ""
+        figures.append(Figure(f"{name} [{large} vs {small}]", by[large], by[small],
+                              note=f"answer {big / 1024:.1f} vs {little / 1024:.1f} KiB{grew}"))
+    bounded = [n for n in medians if sizes[n][large] <= 1.2 * sizes[n][small]]
+    within = [n for n in bounded if medians[n][large] <= 1.2 * medians[n][small]]
+    print(f"  paths within 1.2x: {sum(m[large] <= 1.2 * m[small] for m in medians.values())} of {len(medians)};"
+          f" of those whose answer does not grow: {len(within)} of {len(bounded)}")
     return figures

@@ -163,7 +163,9 @@ REQUESTS: list[Path] = [
     Path("tile resources z13", "coordinator", _tile("resources", 13)),
     Path("年度 report", "coordinator", lambda f: f"reports/fiscal-years/{f.town.campaign.fiscal_year}"),
     Path("corporations report", "coordinator", lambda f: f"reports/corporations?campaign={f.town.campaign.id}"),
-    Path("sync pull, first page", "outreach_worker", lambda f: f"sync/pull?device_id={f.device_id}"),
+    # A new tablet's first page, on a tablet of its own: a pull from an empty cursor starts the
+    # device over (forgets what it holds), which would undo the incremental pull's tablet.
+    Path("sync pull, first page", "outreach_worker", lambda f: f"sync/pull?device_id={f.new_device_id}"),
     Path("sync pull, incremental", "outreach_worker", lambda f: f"sync/pull?device_id={f.device_id}&cursor={f.cursor}"),
     Path("sync forms", "outreach_worker", lambda f: "sync/forms"),
     Path("conflicts", "coordinator", lambda f: "conflicts"),
@@ -175,8 +177,9 @@ REQUESTS: list[Path] = [
 @dataclass
 class Fixture:
     town: object
-    device_id: str
+    device_id: str  # a tablet that pulled everything; `cursor` is its last page's
     cursor: str
+    new_device_id: str  # a tablet that never pulled
 
 
 @pytest.fixture
@@ -198,7 +201,9 @@ def fixture(town) -> Fixture:
     page = worker.get("sync/pull", query={"device_id": device_id}).json()
     while page["has_more"]:
         page = worker.get("sync/pull", query={"device_id": device_id, "cursor": page["next_cursor"]}).json()
-    return Fixture(town=town, device_id=device_id, cursor=page["next_cursor"])
+    new_device_id = str(uuid.uuid4())
+    assert worker.post("sync/devices", {"device_id": new_device_id}).status_code == 201
+    return Fixture(town=town, device_id=device_id, cursor=page["next_cursor"], new_device_id=new_device_id)
 
 
 _EXPLAINABLE = re.compile(r"^\s*(SELECT|WITH|INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
