@@ -143,7 +143,7 @@ def layers(request: AuthedRequest):
     withheld = list(access.withheld_indicators(user)) if access.may_see_households(user) else list(queries.INDICATORS)
     return {
         "role": user.role, "municipality": str(user.municipality),
-        "bounds": queries.municipality_bounds(municipality_id_of(user)),
+        "bounds": queries.municipality_bounds(municipality_id_of(user), user_id=user.pk),
         "campaigns": [_campaign_ref(c) for c in campaigns], "current_campaign_id": current.pk if current else None,
         "layers": tiles.layer_info(user), "indicators": list(queries.INDICATORS), "withheld_indicators": withheld,
         "hexagon_min_count": access.HEXAGON_MIN_COUNT, "overdue": user.role in access.OVERDUE_READERS,

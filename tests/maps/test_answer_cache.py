@@ -92,3 +92,24 @@ def test_the_resources_geojson_is_kept_until_a_resource_changes(town):
     after, built = _get(client, "maps/resources.geojson")
     assert built == 1
     assert len(after["features"]) == len(first["features"]) + 1
+
+
+def test_the_map_bounds_are_kept_until_a_neighborhood_changes(town):
+    """The map page's first view (the 自治会' extent, /maps/layers) is read from the kept answer
+    until a 自治会 is added or reshaped; another municipality keeps its own."""
+    client = town.client("supervisor")
+
+    def bounds() -> tuple[list[float], int]:
+        with CaptureQueriesContext(connection) as captured:
+            r = client.get("maps/layers")
+        assert r.status_code == 200, r.content
+        return r.json()["bounds"], sum("ST_Extent" in q["sql"] for q in captured.captured_queries)
+
+    first, built = bounds()
+    assert built == 1 and first is not None
+    assert bounds() == (first, 0)
+    far = factories.neighborhood(town.municipality, code="FAR1", geom=factories.square(first[2] + 0.5, first[3] + 0.5))
+    moved, built = bounds()
+    assert built == 1
+    assert moved[2] >= far.geom.extent[2] - 1e-6 and moved[3] >= far.geom.extent[3] - 1e-6 and moved[2] > first[2]
+    assert CachedTile.objects.filter(layer="bounds").count() == 1
