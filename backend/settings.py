@@ -72,6 +72,11 @@ for _alias, _db in DATABASES.items():
     # 100,000-row import 18 times slower. An empty list ignores nothing and takes the plain path, and
     # it is what `pgtrigger.ignore()` resets the setting to when it is done.
     _db["OPTIONS"].setdefault("options", "-c pgtrigger.ignore={}")
+    # Statements run through backend.db.prepared_cursor (a tile's version, a cached tile, the token
+    # check) are prepared on their first use and kept for the connection's life; Django's own
+    # cursors bind client-side and are never prepared. Off (DB_PREPARED_STATEMENTS=false) behind a
+    # pooler that cannot carry prepared statements (PgBouncer before 1.21 in transaction mode).
+    _db["OPTIONS"].setdefault("prepare_threshold", 0 if env.bool("DB_PREPARED_STATEMENTS", default=True) else None)
 # Tests: one test database, reached through both aliases.
 DATABASES["owner"]["TEST"] = {"MIRROR": "default"}
 # The role requests and jobs act as (tenancy.scope does SET ROLE to it): the application's login

@@ -192,7 +192,7 @@ def tile(request: AuthedRequest, path: Path[TilePath], q: Query[TileQuery]):
     # version, so a 304 and a tile from the cache are each one statement after the token check.
     if request.headers.get("If-None-Match"):
         # Revalidation reads the version only: a 304 touches neither the cache nor the tile's SQL.
-        tag = tiles.etag(req, last=True)
+        tag = tiles.etag(req)
         if tiles.etag_matches(request.headers.get("If-None-Match"), tag):
             return _conditional(request, tag, tiles.CONTENT_TYPE, bytes)
     body, tag = tile_cache.tile_with_etag(req, last=True)

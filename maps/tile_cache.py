@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from backend import tenancy
+from backend.db import prepared_cursor
 from maps import tiles
 
 MAX_AGE = dt.timedelta(days=7)
@@ -74,13 +75,13 @@ RETURNING version, tile
 """
 
 
-def lookup(req: tiles.TileRequest, *, last: bool = False) -> Lookup:
-    """The tile's current version and its cached bytes if they were made at that version. `last`:
-    as for tiles.etag."""
+def lookup(req: tiles.TileRequest) -> Lookup:
+    """The tile's current version and its cached bytes if they were made at that version: one
+    statement, prepared once per connection (backend.db.prepared_cursor)."""
     vsql, vparams = tiles.version_sql(req)
     sql = LOOKUP_SQL.format(version=vsql)
-    with connection.cursor() as cursor:
-        tenancy.execute(cursor, sql, [*vparams, cache_key(req)], last=last)
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, [*vparams, cache_key(req)])
         campaign_id, version, tile = cursor.fetchone()
     return Lookup(tiles.checked_version(req, campaign_id, version), bytes(tile) if tile is not None else None)
 
@@ -108,7 +109,7 @@ def render_and_keep(req: tiles.TileRequest, *, last: bool = False) -> tuple[byte
 def tile_with_etag(req: tiles.TileRequest, *, last: bool = False) -> tuple[bytes, str]:
     """The tile and its ETag: from the cache at the current version, else rendered and kept.
     `last`: the request makes no other statement after this (as for tiles.etag)."""
-    found = lookup(req, last=last)
+    found = lookup(req)
     if found.tile is not None:
         return found.tile, tiles.tag(req, found.version)
     body, version = render_and_keep(req, last=last)
@@ -133,12 +134,13 @@ def kept_answer(*, municipality_id: int, kind: str, basis: str, version: str, bu
     entry is taken only at the current `version` (read before the answer is built, so an entry is
     never older than its version), a build replaces the key's row, and eviction bounds it."""
     key = uuid.UUID(bytes=hashlib.sha256(f"answer-v1|{municipality_id}|{kind}|{basis}".encode()).digest()[:16])
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(ANSWER_LOOKUP_SQL, [key, version])
         row = cursor.fetchone()
-        if row is not None:
-            return bytes(row[0])
-        body = build().encode()
+    if row is not None:
+        return bytes(row[0])
+    body = build().encode()
+    with connection.cursor() as cursor:
         cursor.execute(ANSWER_STORE_SQL, [key, municipality_id, kind, version, body, len(body)])
     return body
 
