@@ -88,7 +88,8 @@ def lookup(req: tiles.TileRequest) -> Lookup:
 
 def render_and_keep(req: tiles.TileRequest, *, last: bool = False) -> tuple[bytes, str]:
     """Render the tile (its one ST_AsMVT statement) and keep it, in one statement: (bytes, version).
-    `last`: as for tiles.etag."""
+    `last`: the request makes no statement after it, so the same round trip also returns the
+    session to the outside settings (backend.tenancy.execute)."""
     vsql, vparams = tiles.version_sql(req)
     tsql, tparams = tiles.tile_sql(req)
     sql = tiles.TILE_SETTINGS + STORE_SQL.format(version=vsql, tile=tsql)
@@ -108,7 +109,7 @@ def render_and_keep(req: tiles.TileRequest, *, last: bool = False) -> tuple[byte
 
 def tile_with_etag(req: tiles.TileRequest, *, last: bool = False) -> tuple[bytes, str]:
     """The tile and its ETag: from the cache at the current version, else rendered and kept.
-    `last`: the request makes no other statement after this (as for tiles.etag)."""
+    `last`: the request makes no other statement after this (as for render_and_keep)."""
     found = lookup(req)
     if found.tile is not None:
         return found.tile, tiles.tag(req, found.version)
