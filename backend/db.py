@@ -5,12 +5,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import pgtrigger
+import psycopg
 from django.conf import settings
 from django.db import connection
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Aggregate, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from psycopg import Cursor as ServerBindingCursor
 
 # Every syncable row carries `change_seq`, set from one database sequence by a trigger on every
 # insert and update (bulk and raw SQL writes included), so a device's pull can tell what changed
@@ -38,7 +38,7 @@ def prepared_cursor() -> Iterator[CursorWrapper]:
     is not written for server-side binding). One command per statement; the query wrappers
     (backend.tenancy's settings, the tests' query capture) apply as on any cursor."""
     connection.ensure_connection()
-    raw: Any = ServerBindingCursor(connection.connection)
+    raw: Any = psycopg.Cursor(connection.connection)  # psycopg's own: binds server-side
     cursor = _LoggedCursor(raw, connection) if connection.queries_logged else CursorWrapper(raw, connection)
     try:
         yield cursor

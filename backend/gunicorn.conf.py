@@ -64,15 +64,20 @@ def on_starting(server) -> None:
     util.write_error = _json_error_page
 
 
+def when_ready(server) -> None:
+    # Once, in the master, after the application is loaded and before the first worker is forked:
+    # the loaded application goes to the permanent generation, and the workers inherit the
+    # collector's thresholds (backend/runtime.py).
+    if "django" in sys.modules:
+        from backend import runtime
+
+        runtime.settle()
+
+
 def pre_fork(server, worker) -> None:
     # A connection opened while loading the application would be shared by every forked worker
     # (one socket, interleaved protocol); none is expected, and none survives to the fork.
     if "django" in sys.modules:
         from django.db import connections
 
-        from backend import runtime
-
         connections.close_all()
-        # The loaded application goes to the permanent generation; workers inherit the
-        # collector's thresholds (backend/runtime.py).
-        runtime.settle()

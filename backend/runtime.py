@@ -10,7 +10,7 @@ every object of the process again: measured, 2.4 ms of a 100-visit push's 28 ms 
 (gc.freeze: never walked again, and pages shared with forked workers stay shared) and collects
 the young generation after 50,000 new containers instead of 700. Garbage with reference cycles is
 still collected, later; a request's own objects are freed by reference counting as before.
-gunicorn calls it in the master before forking its workers (backend/gunicorn.conf.py); the
+gunicorn's master calls it once, before forking its workers (backend/gunicorn.conf.py); the
 in-process benches call it too, so that they measure the process as it serves."""
 
 import gc

@@ -50,15 +50,15 @@ def test_a_device_or_user_with_claims_cannot_be_deleted(town, tablet):
 
 
 def test_gunicorn_settles_the_collector_before_forking_its_workers():
-    """The master's pre_fork (backend/gunicorn.conf.py) freezes the loaded application and sets
-    the collector's thresholds, which the forked workers inherit."""
+    """The master's when_ready (backend/gunicorn.conf.py: once, before the first fork) freezes the
+    loaded application and sets the collector's thresholds, which the forked workers inherit."""
     spec = importlib.util.spec_from_file_location("gunicorn_conf", runtime.__file__.replace("runtime.py", "gunicorn.conf.py"))
     conf = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(conf)
     before = gc.get_threshold()
     try:
         gc.unfreeze()
-        conf.pre_fork(server=None, worker=None)
+        conf.when_ready(server=None)
         assert gc.get_threshold() == (runtime.YOUNG, runtime.MIDDLE, runtime.OLD)
         assert gc.get_freeze_count() > 10_000  # Django, the URL patterns and the API's schemas
     finally:
